@@ -1,0 +1,27 @@
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The test suite (what CI runs)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs, env={"WANDB_MODE": "offline"})
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and this file."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "twostream", "tests", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def quickstart(session: nox.Session) -> None:
+    """The whole pipeline on the synthetic dataset (extra overrides after --)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "twostream", "+experiment=quickstart", *session.posargs)

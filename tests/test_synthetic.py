@@ -1,0 +1,306 @@
+"""Tests of the built-in synthetic action dataset (twostream.data.synthetic)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from twostream.data.synthetic import generate_synthetic
+
+APPEARANCES = ("Checker", "Stripes", "Dots")
+MOTIONS = ("Slide", "Shuttle", "Accelerate", "Spin")
+
+# Static camera and moderate speeds, so that measured object flow is the object's own motion.
+MOTION_PARAMS: dict[str, Any] = dict(
+    seed=3,
+    height=64,
+    width=64,
+    num_frames=16,
+    fps=12,
+    groups_per_class=2,
+    clips_per_group=2,
+    test_groups=1,
+    object_size=16,
+    camera_pan=0.0,
+    speed_range=[1.5, 2.0],
+    spin_range=[6.0, 10.0],
+    shuttle_period_range=[6.0, 8.0],
+    background_blur=1.5,
+    jpeg_quality=95,
+)
+# Small and panning: for determinism, idempotence and pan checks.
+SMALL_PARAMS: dict[str, Any] = {
+    **MOTION_PARAMS,
+    "seed": 0,
+    "height": 48,
+    "width": 40,
+    "num_frames": 8,
+    "clips_per_group": 1,
+    "object_size": 12,
+    "camera_pan": 1.0,
+}
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """Decode all frames of a video as RGB."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+def video_path(root: Path, cls: str, group: int, clip: int) -> Path:
+    return root / "videos" / cls / f"v_{cls}_g{group:02d}_c{clip:02d}.avi"
+
+
+def all_videos(root: Path, params: dict[str, Any]) -> list[Path]:
+    return [
+        video_path(root, a + m, g, c)
+        for a, m in itertools.product(APPEARANCES, MOTIONS)
+        for g in range(1, params["groups_per_class"] + 1)
+        for c in range(1, params["clips_per_group"] + 1)
+    ]
+
+
+def clip_paths(root: Path, cls: str) -> list[Path]:
+    p = MOTION_PARAMS
+    return [
+        video_path(root, cls, g, c)
+        for g in range(1, p["groups_per_class"] + 1)
+        for c in range(1, p["clips_per_group"] + 1)
+    ]
+
+
+def object_flows(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Farneback flow (H x W x 2) between consecutive frames."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    return [
+        cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 9, 3, 5, 1.1, 0) for a, b in itertools.pairwise(grey)
+    ]
+
+
+def moving_median(flow: np.ndarray) -> np.ndarray:
+    """Median flow vector over the moving pixels (the object, as the camera is static); zero if none move."""
+    moving = np.linalg.norm(flow, axis=2) > 0.3
+    return np.median(flow[moving], axis=0) if moving.sum() >= 10 else np.zeros(2)
+
+
+def reversals(vectors: np.ndarray) -> int:
+    """Sign changes of the vectors projected on their principal axis, ignoring near-zero ones."""
+    axis = np.linalg.eigh(vectors.T @ vectors)[1][:, -1]
+    proj = vectors @ axis
+    signs = np.sign(proj[np.abs(proj) > 0.5])
+    return int(np.count_nonzero(signs[1:] != signs[:-1]))
+
+
+def object_pixels(frame: np.ndarray) -> np.ndarray:
+    """Strongly coloured pixels (N x 3): the object's texture, as the background is grey-ish."""
+    rgb = frame.reshape(-1, 3).astype(np.int32)
+    return rgb[rgb.max(axis=1) - rgb.min(axis=1) > 80]
+
+
+@pytest.fixture(scope="module")
+def motion_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_synthetic(tmp_path_factory.mktemp("motion"), **MOTION_PARAMS)
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_synthetic(tmp_path_factory.mktemp("small"), **SMALL_PARAMS)
+
+
+def test_videos_decode_with_opencv(small_root: Path) -> None:
+    p = SMALL_PARAMS
+    for path in all_videos(small_root, p):
+        cap = cv2.VideoCapture(str(path))
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(p["fps"])
+        cap.release()
+        frames = read_frames(path)
+        assert len(frames) == p["num_frames"], path
+        assert all(f.shape == (p["height"], p["width"], 3) for f in frames), path
+
+
+def test_deterministic_and_seeded(small_root: Path, tmp_path: Path) -> None:
+    again = generate_synthetic(tmp_path / "again", **SMALL_PARAMS)
+    other = generate_synthetic(tmp_path / "other", **{**SMALL_PARAMS, "seed": 1})
+    for path in all_videos(small_root, SMALL_PARAMS):
+        rel = path.relative_to(small_root)
+        first = np.stack(read_frames(path))
+        assert first.tobytes() == np.stack(read_frames(again / rel)).tobytes(), rel
+        assert first.tobytes() != np.stack(read_frames(other / rel)).tobytes(), rel
+    for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt"):
+        assert (small_root / "splits" / name).read_text() == (again / "splits" / name).read_text()
+
+
+def test_split_files(motion_root: Path) -> None:
+    p = MOTION_PARAMS
+    splits = motion_root / "splits"
+    class_ind = {}
+    for line in (splits / "classInd.txt").read_text().splitlines():
+        label, name = line.split(" ")
+        class_ind[name] = int(label)
+    assert len(class_ind) == 12
+    assert sorted(class_ind.values()) == list(range(1, 13))
+    assert all("_" not in name and " " not in name for name in class_ind)
+    # Appearance-major order: the first four classes share the first appearance.
+    assert [name for name, _ in sorted(class_ind.items(), key=lambda kv: kv[1])][:4] == [
+        APPEARANCES[0] + m for m in MOTIONS
+    ]
+
+    def parse(rel: str) -> tuple[str, int, int]:
+        cls, file = rel.split("/")
+        assert (motion_root / "videos" / rel).is_file(), rel
+        prefix, name, group, clip = file.removesuffix(".avi").split("_")
+        assert (prefix, name) == ("v", cls), rel
+        return cls, int(group.removeprefix("g")), int(clip.removeprefix("c"))
+
+    train_groups, test_groups = set(), set()
+    train_lines = (splits / "trainlist01.txt").read_text().splitlines()
+    for line in train_lines:
+        rel, label = line.split(" ")
+        cls, group, _ = parse(rel)
+        assert class_ind[cls] == int(label), line
+        train_groups.add((cls, group))
+    test_lines = (splits / "testlist01.txt").read_text().splitlines()
+    for line in test_lines:
+        assert " " not in line, line
+        cls, group, _ = parse(line)
+        test_groups.add((cls, group))
+
+    n_train_groups = p["groups_per_class"] - p["test_groups"]
+    assert len(train_lines) == 12 * n_train_groups * p["clips_per_group"]
+    assert len(test_lines) == 12 * p["test_groups"] * p["clips_per_group"]
+    assert not train_groups & test_groups
+    # The test groups are the last ones of each class.
+    assert {g for _, g in test_groups} == set(range(n_train_groups + 1, p["groups_per_class"] + 1))
+
+
+def test_slide_keeps_direction_and_shuttle_reverses(motion_root: Path) -> None:
+    for appearance in APPEARANCES:
+        for path in clip_paths(motion_root, appearance + "Slide"):
+            medians = np.array([moving_median(f) for f in object_flows(read_frames(path))])
+            # At most one reflection off a border fits in the clip at these speeds.
+            assert reversals(medians) <= 1, path
+            assert np.median(np.linalg.norm(medians, axis=1)) > 0.5, path
+        for path in clip_paths(motion_root, appearance + "Shuttle"):
+            medians = np.array([moving_median(f) for f in object_flows(read_frames(path))])
+            # A period of at most 8 frames reverses at least 3 times in 15 flow fields.
+            assert reversals(medians) >= 3, path
+
+
+def test_accelerate_speeds_up(motion_root: Path) -> None:
+    for appearance in APPEARANCES:
+        for path in clip_paths(motion_root, appearance + "Accelerate"):
+            speeds = np.linalg.norm([moving_median(f) for f in object_flows(read_frames(path))], axis=1)
+            third = len(speeds) // 3
+            # Ground truth ratio is about 6; flow of stripes moving along themselves is underestimated.
+            assert speeds[-third:].mean() > max(2 * speeds[:third].mean(), 0.5), path
+
+
+def test_spin_rotates_in_place(motion_root: Path) -> None:
+    def curl_and_shift(path: Path) -> tuple[float, float]:
+        """Median angular velocity (deg/frame) about the moving pixels' centroid, median translation."""
+        curls, shifts = [], []
+        for flow in object_flows(read_frames(path)):
+            ys, xs = np.nonzero(np.linalg.norm(flow, axis=2) > 0.3)
+            if len(xs) < 10:  # e.g. a bounce off a corner between the two frames
+                continue
+            vec = flow[ys, xs]
+            rx, ry = xs - xs.mean(), ys - ys.mean()
+            curls.append(np.degrees(np.mean((rx * vec[:, 1] - ry * vec[:, 0]) / (rx**2 + ry**2 + 1))))
+            shifts.append(np.linalg.norm(np.median(vec, axis=0)))
+        return abs(float(np.median(curls))), float(np.median(shifts))
+
+    for appearance in APPEARANCES:
+        for path in clip_paths(motion_root, appearance + "Spin"):
+            curl, shift = curl_and_shift(path)
+            assert curl > 2.2 and shift < 0.5, (path, curl, shift)
+        for path in clip_paths(motion_root, appearance + "Slide"):
+            curl, shift = curl_and_shift(path)
+            # Stripes sliding along themselves show some spurious curl (aperture problem).
+            assert curl < 2.0 and shift > 0.5, (path, curl, shift)
+
+
+def test_camera_pan_moves_whole_scene(small_root: Path) -> None:
+    pans = []
+    for path in all_videos(small_root, SMALL_PARAMS):
+        flows = object_flows(read_frames(path))
+        global_flow = np.array([np.median(f.reshape(-1, 2), axis=0) for f in flows])
+        # One constant pan per clip, bounded by camera_pan.
+        assert np.abs(global_flow - global_flow.mean(axis=0)).max() < 0.3, path
+        pans.append(np.linalg.norm(global_flow.mean(axis=0)))
+    assert max(pans) < SMALL_PARAMS["camera_pan"] + 0.2
+    assert np.mean(np.array(pans) > 0.3) > 0.5
+
+
+def test_appearance_visible_in_rgb_motion_is_not(motion_root: Path) -> None:
+    object_area = np.pi * (MOTION_PARAMS["object_size"] / 2) ** 2
+    colours, hists = {}, {}
+    for appearance, motion in itertools.product(APPEARANCES, MOTIONS):
+        pixels = []
+        for path in clip_paths(motion_root, appearance + motion):
+            for frame in read_frames(path):
+                obj = object_pixels(frame)
+                # The coloured object is in every frame and the background adds no coloured pixels.
+                assert 0.2 * object_area < len(obj) < 1.2 * object_area, (path, len(obj))
+                pixels.append(obj)
+        pixels = np.concatenate(pixels)
+        colours[appearance, motion] = pixels.mean(axis=0)
+        hist = np.histogramdd(pixels, bins=4, range=[(0, 256)] * 3)[0].ravel()
+        hists[appearance, motion] = hist / hist.sum()
+
+    for motion in MOTIONS:
+        red, green, blue = colours["Checker", motion]
+        assert red > max(green, blue) + 40, colours["Checker", motion]
+        red, green, blue = colours["Stripes", motion]
+        assert green > max(red, blue) + 40, colours["Stripes", motion]
+        for a, b in itertools.combinations(APPEARANCES, 2):
+            assert np.linalg.norm(colours[a, motion] - colours[b, motion]) > 60, (a, b, motion)
+    for (a1, m1), (a2, m2) in itertools.combinations(hists, 2):
+        distance = np.abs(hists[a1, m1] - hists[a2, m2]).sum()
+        if a1 == a2:
+            assert distance < 0.3, (a1, m1, m2, distance)
+        else:
+            assert distance > 1.5, (a1, a2, distance)
+
+
+def test_regenerate_is_noop_and_params_are_checked(tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "data", **SMALL_PARAMS)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert generate_synthetic(root, **SMALL_PARAMS) == root
+    assert sorted(p for p in root.rglob("*") if p.is_file()) == files
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+
+    with pytest.raises(ValueError, match=r"camera_pan: 1\.0 -> 0\.5") as err:
+        generate_synthetic(root, **{**SMALL_PARAMS, "camera_pan": 0.5})
+    assert str(root) in str(err.value) and "delete the folder" in str(err.value)
+    with pytest.raises(ValueError, match="speed_range"):
+        generate_synthetic(root, **{**SMALL_PARAMS, "speed_range": [1.0, 2.0]})
+
+
+def test_missing_video_is_regenerated_identically(small_root: Path, tmp_path: Path) -> None:
+    root = generate_synthetic(tmp_path / "data", **SMALL_PARAMS)
+    victim = video_path(root, "DotsSpin", 2, 1)
+    victim.unlink()
+    generate_synthetic(root, **SMALL_PARAMS)
+    assert victim.read_bytes() == video_path(small_root, "DotsSpin", 2, 1).read_bytes()
+    assert not list(root.rglob(".*.tmp.avi"))
+
+
+def test_invalid_params_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="test_groups"):
+        generate_synthetic(tmp_path, **{**SMALL_PARAMS, "test_groups": SMALL_PARAMS["groups_per_class"]})
+    with pytest.raises(ValueError, match="object_size"):
+        generate_synthetic(tmp_path, **{**SMALL_PARAMS, "object_size": SMALL_PARAMS["width"]})
+    assert not (tmp_path / "generator.json").exists()

@@ -1,0 +1,150 @@
+"""Tests for twostream.tracking: real offline wandb runs, read back from their .wandb files."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+from wandb.proto import wandb_internal_pb2 as pb
+
+from twostream.tracking import find_runs, read_offline_run, start_run
+
+
+def _tracking_cfg(mode: str, root: Path) -> DictConfig:
+    return OmegaConf.create({"mode": mode, "project": "twostream-test", "entity": None, "dir": str(root)})
+
+
+def test_offline_run_reads_back(tmp_path: Path) -> None:
+    weights = tmp_path / "weights.txt"
+    weights.write_text("not really weights")
+    cfg = _tracking_cfg("offline", tmp_path / "out")
+    with start_run(
+        cfg, stage="train_spatial", group="exp1", config={"a": 1, "nested": {"b": "x"}}
+    ) as tracker:
+        tracker.log({"loss": 0.5}, step=0)
+        tracker.log({"loss": 0.25}, step=1)
+        tracker.set_summary({"accuracy": 0.75})
+        tracker.log_table("per_class", ["class", "accuracy"], [["jump", 1.0], ["run", 0.5]])
+        tracker.log_artifact(weights, name="spatial-weights", type="model")
+
+    assert tracker.run_dir is not None
+    assert tracker.run_dir.parent == tmp_path / "out" / "wandb"
+    run = read_offline_run(tracker.run_dir)
+    assert run.config == {"a": 1, "nested": {"b": "x"}}
+    assert [row["loss"] for row in run.history] == [0.5, 0.25]
+    assert [row["_step"] for row in run.history] == [0, 1]
+    assert run.summary["accuracy"] == 0.75
+    assert run.summary["loss"] == 0.25
+    assert (run.job_type, run.group, run.name) == ("train_spatial", "exp1", "exp1-train_spatial")
+    assert run.artifacts == ["spatial-weights"]
+    assert run.exit_code == 0
+    # The summary points at the table's JSON file inside the run folder.
+    table_ref = run.summary["per_class"]
+    assert table_ref["_type"] == "table-file"
+    table = json.loads((tracker.run_dir / "files" / table_ref["path"]).read_text())
+    assert table["columns"] == ["class", "accuracy"]
+    assert table["data"] == [["jump", 1.0], ["run", 0.5]]
+
+
+def test_records_spanning_blocks_and_run_order(tmp_path: Path) -> None:
+    # A 100 kB config value makes the run record span several 32 KiB blocks (FIRST/MIDDLE/LAST chunks);
+    # the many small history records also cross block boundaries.
+    big = {"text": "x" * 100_000, "items": [{"i": i} for i in range(50)]}
+    cfg = _tracking_cfg("offline", tmp_path)
+    with start_run(cfg, stage="extract", group="exp2", config={"big": big}) as first:
+        for step in range(300):
+            first.log({"value": float(step)}, step=step)
+    with start_run(cfg, stage="test", group="exp2", config={}) as second:
+        second.set_summary({"done": True})
+
+    run = read_offline_run(first.run_dir)
+    assert run.config["big"] == big
+    assert [row["value"] for row in run.history] == [float(step) for step in range(300)]
+    assert read_offline_run(second.run_dir).summary["done"] is True
+    assert find_runs(tmp_path) == [first.run_dir, second.run_dir]
+
+
+def _history_record(key: str, value: str) -> pb.Record:
+    record = pb.Record()
+    item = record.history.item.add()
+    item.key, item.value_json = key, json.dumps(value)
+    return record
+
+
+def _sized_record(key: str, size: int) -> pb.Record:
+    """A history record whose serialised size is exactly `size` bytes (away from varint length edges)."""
+    overhead = _history_record(key, "x" * size).ByteSize() - size  # field tags and length prefixes
+    record = _history_record(key, "x" * (size - overhead))
+    assert record.ByteSize() == size
+    return record
+
+
+def test_reader_handles_block_padding(tmp_path: Path) -> None:
+    # Block tails a real run only hits by chance: 3 bytes left (zero padding), exactly 7 bytes left
+    # (an empty FIRST chunk, then the rest in the next block) and 0 bytes left. The file is written
+    # the way wandb-core's leveldb writer does it (core/pkg/leveldb/record.go).
+    block, header = 32 * 1024, 7
+    out = bytearray(b":W&B\xe1\xbe\x00")
+
+    def append(record: pb.Record) -> None:
+        rest, first = record.SerializeToString(), True
+        while first or rest:
+            left = block - len(out) % block
+            if left < header:
+                out.extend(bytes(left))
+                continue
+            chunk, rest = rest[: left - header], rest[left - header :]
+            kind = (1 if not rest else 2) if first else (4 if not rest else 3)
+            out.extend(struct.pack("<IHB", zlib.crc32(bytes([kind]) + chunk), len(chunk), kind) + chunk)
+            first = False
+
+    expected = []
+    for tail in (3, 7, 0):
+        left = block - len(out) % block
+        # Distinct keys, so that two records wrongly glued together cannot pass as one row.
+        for record in (
+            _sized_record(f"fill{tail}", left - header - tail),
+            _history_record(f"after{tail}", "y"),
+        ):
+            append(record)
+            expected.append({record.history.item[0].key: json.loads(record.history.item[0].value_json)})
+    (tmp_path / "run-synthetic.wandb").write_bytes(bytes(out))
+
+    assert read_offline_run(tmp_path).history == expected
+
+
+def test_exception_finishes_run_and_reraises(tmp_path: Path) -> None:
+    config = OmegaConf.create({"model": {"arch": "resnet18"}, "lr": "${optim.lr}", "optim": {"lr": 0.01}})
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        start_run(_tracking_cfg("offline", tmp_path), stage="fuse", group="exp3", config=config) as tracker,
+    ):
+        tracker.log({"loss": 1.0})
+        raise RuntimeError("boom")
+
+    run = read_offline_run(tracker.run_dir)
+    assert run.exit_code == 1
+    assert [row["loss"] for row in run.history] == [1.0]
+    # A DictConfig is stored resolved, as plain nested values.
+    assert run.config == {"model": {"arch": "resnet18"}, "lr": 0.01, "optim": {"lr": 0.01}}
+
+
+def test_disabled_writes_nothing(tmp_path: Path) -> None:
+    with start_run(
+        _tracking_cfg("disabled", tmp_path / "out"), stage="report", group="exp4", config={"a": 1}
+    ) as tracker:
+        tracker.log({"loss": 0.5}, step=0)
+        tracker.set_summary({"accuracy": 0.75})
+        tracker.log_table("t", ["c"], [[1]])
+        tracker.log_artifact(tmp_path / "missing.txt", name="nothing", type="model")
+    assert tracker.run_dir is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_mode_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tracking.mode"):
+        start_run(_tracking_cfg("dryrun", tmp_path), stage="test", group="exp5", config={})

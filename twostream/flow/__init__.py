@@ -1,0 +1,15 @@
+"""Optical flow estimators behind one interface, and uint8 quantisation of their output.
+
+Contract shared by every estimator returned by :func:`get_estimator`::
+
+    flow = est(prev, nxt)
+
+``prev`` and ``nxt`` are uint8 arrays of shape (B, H, W, 3) (RGB) or (B, H, W) (grey);
+``flow`` is float32 (B, 2, H, W): channel 0 is the horizontal (x) displacement, channel 1
+the vertical (y) one, in pixels, from ``prev`` to ``nxt`` (``nxt[y + v, x + u] ~ prev[y, x]``).
+"""
+
+from twostream.flow.estimators import ESTIMATORS, FlowEstimator, get_estimator
+from twostream.flow.quantize import dequantize, quantize
+
+__all__ = ["ESTIMATORS", "FlowEstimator", "dequantize", "get_estimator", "quantize"]

@@ -1,0 +1,1 @@
+"""Training of the streams and the test protocol."""
