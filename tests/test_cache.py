@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from twostream.cache.extract import extract_videos, video_flow
-from twostream.cache.store import CacheMismatchError, FlowCache
+from twostream.cache.store import COMPLETE, CacheMismatchError, FlowCache, source_signature
 from twostream.data.splits import Video
 from twostream.flow import dequantize, get_estimator, quantize
 
 FINGERPRINT = {"estimator": "dis", "params": {"preset": "medium"}, "bound": 20, "short_side": None}
+SOURCE = {"size": 123, "mtime_ns": 456}
 
 
 def random_video(rng: np.random.Generator, t: int = 6, h: int = 24, w: int = 32):
@@ -22,7 +23,7 @@ def test_write_then_read_back(tmp_path):
     rng = np.random.default_rng(0)
     cache = FlowCache(tmp_path / "c.zarr", FINGERPRINT, writable=True)
     frames, flow = random_video(rng)
-    cache.write_video("Cls/v_Cls_g01_c01", frames, flow, flows_per_chunk=2)
+    cache.write_video("Cls/v_Cls_g01_c01", frames, flow, source=SOURCE, flows_per_chunk=2)
     reader = FlowCache(tmp_path / "c.zarr", FINGERPRINT)
     assert reader.video_ids() == ["Cls/v_Cls_g01_c01"]
     assert reader.num_frames("Cls/v_Cls_g01_c01") == 6 and reader.num_flows("Cls/v_Cls_g01_c01") == 5
@@ -38,11 +39,12 @@ def test_a_half_written_video_is_never_served_and_is_redone(tmp_path):
     # What a writer killed mid-video leaves: the group and an array, but no status.
     group = cache.root.require_group("videos/Cls/v_half")
     group.create_array("flow_fwd", shape=(5, 2, 4, 4), dtype="uint8")
-    assert cache.video_ids() == [] and not cache.is_done("Cls/v_half")
+    assert cache.video_ids() == [] and cache.status("Cls/v_half", SOURCE) is None
     with pytest.raises(KeyError, match="not completely extracted"):
         cache.read_flow("Cls/v_half", 0, 1)
     frames, flow = random_video(rng)
-    cache.write_video("Cls/v_half", frames, flow, flows_per_chunk=4)
+    cache.write_video("Cls/v_half", frames, flow, source=SOURCE, flows_per_chunk=4)
+    assert cache.status("Cls/v_half", SOURCE) == COMPLETE
     np.testing.assert_array_equal(FlowCache(tmp_path / "c.zarr", FINGERPRINT).read_flow("Cls/v_half", 0, 5), flow)
 
 
@@ -104,3 +106,18 @@ def test_extract_caches_good_videos_records_bad_ones_and_resumes(tmp_path, textu
     again = extract_videos(videos, cache, est, short_side=None, batch_size=3, flows_per_chunk=2,
                            progress=False)
     assert again.extracted == 0 and again.skipped == 5
+
+
+def test_a_changed_source_file_is_extracted_again(tmp_path, textured_image):
+    frames = np.stack([np.roll(textured_image, t, axis=1) for t in range(4)])
+    path = tmp_path / "clip.avi"
+    write_avi(path, frames)
+    videos = [Video("clip", path, 0, None)]
+    est = get_estimator("dis", preset="medium")
+    cache = FlowCache(tmp_path / "c.zarr", FINGERPRINT, writable=True)
+    first = extract_videos(videos, cache, est, short_side=None, batch_size=4, flows_per_chunk=2, progress=False)
+    assert first.extracted == 1 and cache.status("clip", source_signature(path)) == COMPLETE
+    write_avi(path, frames[:3])  # the file is replaced by a shorter video
+    assert cache.status("clip", source_signature(path)) is None
+    again = extract_videos(videos, cache, est, short_side=None, batch_size=4, flows_per_chunk=2, progress=False)
+    assert again.extracted == 1 and cache.num_flows("clip") == 2

@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from twostream.cache.store import FlowCache
-from twostream.data.splits import Video
+from twostream.cache import open_cache
+from twostream.cache.store import FlowCache, source_signature
+from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
-from twostream.flow import FlowEstimator, quantize
+from twostream.errors import StageError
+from twostream.flow import FlowEstimator, get_estimator, quantize
+from twostream.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +48,50 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, estimator: FlowEst
                    progress: bool = True) -> ExtractSummary:
     """Extract every video not yet in ``cache``; failures are recorded, not raised.
 
-    Re-running skips videos already complete (or recorded as failed), so an interrupted
-    extraction continues where it stopped.
+    Re-running skips videos already complete (or recorded as failed) from an unchanged source
+    file, so an interrupted extraction continues where it stopped.
     """
     summary = ExtractSummary()
     start = time.perf_counter()
     bar = tqdm(videos, desc="extract", unit="video", disable=not progress, dynamic_ncols=True)
     for video in bar:
-        if cache.is_done(video.id):
+        source = source_signature(video.path)
+        if cache.status(video.id, source) is not None:
             summary.skipped += 1
             continue
         try:
             frames = read_frames(video.path, short_side=short_side, min_frames=2)
         except VideoDecodeError as error:
             log.warning("skipping %s", error)
-            cache.mark_failed(video.id, str(error))
+            cache.mark_failed(video.id, str(error), source=source)
             summary.failed[video.id] = str(error)
             continue
         flow = video_flow(frames, estimator, batch_size)
-        cache.write_video(video.id, frames, quantize(flow, cache.bound), flows_per_chunk)
+        cache.write_video(video.id, frames, quantize(flow, cache.bound), source=source,
+                          flows_per_chunk=flows_per_chunk)
         summary.extracted += 1
         summary.pairs += len(flow)
         summary.seconds = time.perf_counter() - start
         bar.set_postfix(pairs_per_s=f"{summary.pairs_per_second:.0f}")
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def run_extract(cfg: DictConfig, lists: SplitLists, tracker: Tracker) -> None:
+    """The extract stage: every video of the split into the cache; failures listed, fatal only if strict."""
+    cache = open_cache(cfg, writable=True)
+    estimator = get_estimator(cfg.flow.name, **cfg.flow.params)
+    summary = extract_videos(lists.train + lists.test, cache, estimator, short_side=cfg.dataset.short_side,
+                             batch_size=cfg.flow.batch_size, flows_per_chunk=cfg.cache.flows_per_chunk,
+                             progress=cfg.progress)
+    failures = cache.failures()
+    log.info("extract: %d extracted, %d already cached, %d failed; %.0f flow pairs/s -> %s",
+             summary.extracted, summary.skipped, len(failures), summary.pairs_per_second, cache.path)
+    for video_id, reason in failures.items():
+        log.warning("failed: %s: %s", video_id, reason)
+    tracker.set_summary({"videos_extracted": summary.extracted, "videos_skipped": summary.skipped,
+                         "videos_failed": len(failures), "pairs_per_second": summary.pairs_per_second})
+    if failures:
+        tracker.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
+        if cfg.strict:
+            raise StageError(f"{len(failures)} video(s) failed extraction (strict=true); see the log")

@@ -3,12 +3,15 @@
 Layout (documented in the README)::
 
     <cache>.zarr/                      root attrs: {"format": 1, "fingerprint": {...}}
-      videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...}
+      videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...,
+                                                    "source": {"size": ..., "mtime_ns": ...}}
         frames    (T, H, W, 3)    uint8 RGB, resized as the fingerprint says
         flow_fwd  (T-1, 2, H, W)  uint8, channel 0 = x, 1 = y, quantised with ``bound``
 
 A video's ``status`` attribute is written last, after its arrays, so a reader never serves a
-video whose writing was interrupted; the writer deletes and redoes such groups.
+video whose writing was interrupted; the writer deletes and redoes such groups. ``source``
+records the size and modification time of the video file it was made from: a video whose
+file has changed since counts as not extracted.
 """
 
 import shutil
@@ -22,6 +25,15 @@ from zarr.codecs import ZstdCodec
 
 FORMAT_VERSION = 1
 COMPLETE, FAILED = "complete", "failed"
+
+
+def source_signature(path: str | Path) -> dict[str, int | None]:
+    """Size and modification time of a source video (None for a missing file): cheap change detection."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return {"size": None, "mtime_ns": None}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 class CacheMismatchError(ValueError):
@@ -134,14 +146,17 @@ class FlowCache:
                              f"with {flow.shape[0]} fields")
         return flow[start:start + length]
 
-    # -- writing ---------------------------------------------------------------------------
-    def is_done(self, video_id: str) -> bool:
-        """True if the video is completely written or recorded as failed."""
+    def status(self, video_id: str, source: Mapping[str, Any]) -> str | None:
+        """``"complete"`` or ``"failed"`` if the video was processed from this very source file, else None."""
         try:
-            return self.root[f"videos/{video_id}"].attrs.get("status") in (COMPLETE, FAILED)
+            attrs = self.root[f"videos/{video_id}"].attrs
         except KeyError:
-            return False
+            return None
+        if attrs.get("source") != dict(source):
+            return None
+        return attrs.get("status")
 
+    # -- writing ---------------------------------------------------------------------------
     def _fresh_group(self, video_id: str) -> zarr.Group:
         # A group without a status is what an interrupted writer left: drop it and start over.
         key = f"videos/{video_id}"
@@ -150,8 +165,8 @@ class FlowCache:
             del self.root[key]
         return self.root.require_group(key)
 
-    def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray,
-                    flows_per_chunk: int) -> None:
+    def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray, *,
+                    source: Mapping[str, Any], flows_per_chunk: int) -> None:
         """Store one video's frames (T, H, W, 3) and quantised flow (T-1, 2, H, W), then mark it complete."""
         if flow_fwd.dtype != np.uint8 or frames.dtype != np.uint8:
             raise TypeError("frames and flow must be uint8 (quantise the flow first)")
@@ -164,8 +179,8 @@ class FlowCache:
             array = group.create_array(name, shape=data.shape, dtype="uint8", chunks=chunk, shards=shard,
                                        compressors=self._codec)
             array[:] = data
-        group.attrs["status"] = COMPLETE
+        group.attrs.update({"status": COMPLETE, "source": dict(source)})
 
-    def mark_failed(self, video_id: str, reason: str) -> None:
+    def mark_failed(self, video_id: str, reason: str, *, source: Mapping[str, Any]) -> None:
         """Record that a video could not be extracted, and why."""
-        self._fresh_group(video_id).attrs.update({"status": FAILED, "reason": reason})
+        self._fresh_group(video_id).attrs.update({"status": FAILED, "reason": reason, "source": dict(source)})

@@ -70,3 +70,8 @@ def score_videos(model: nn.Module, source: InputSource, videos: list[Video], cla
         rows.append(probs.mean(0).cpu().numpy())
     return Scores(np.array([v.id for v in videos]), np.array([v.label for v in videos], np.int64),
                   np.stack(rows).astype(np.float32), np.array(classes))
+
+
+def scores_path(output_dir: str | Path, stream: str, subset: str) -> Path:
+    """Where the score file of ``stream`` on the ``train`` or ``test`` videos lives."""
+    return Path(output_dir) / "scores" / f"{stream}_{subset}.npz"

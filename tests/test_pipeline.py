@@ -1,0 +1,96 @@
+"""End to end through the real command line: a tiny synthetic experiment, its files and W&B runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twostream.tracking import find_runs, read_offline_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "+experiment=quickstart", "name=tiny", "progress=false",
+    "dataset.generator.groups_per_class=3", "dataset.generator.clips_per_group=1",
+    "dataset.generator.test_groups=1", "dataset.generator.num_frames=16",
+    "streams.spatial.epochs=2", "streams.temporal.epochs=2", "streams.temporal.L=5",
+    "train.samples_per_video=2", "test.num_positions=3",
+]
+
+
+def twostream(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m twostream ARGS`` as a user would, from ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "twostream", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    cwd = tmp_path_factory.mktemp("run")
+    result = twostream(*TINY, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, result
+
+
+def test_results_table_is_written_and_printed(tiny_run):
+    cwd, result = tiny_run
+    results = json.loads((cwd / "outputs/tiny/results.json").read_text())
+    assert set(results["accuracy"]) == {"spatial", "temporal", "fusion_average", "fusion_svm"}
+    assert all(0.0 <= v <= 1.0 for v in results["accuracy"].values())
+    assert results["num_classes"] == 12 and results["num_test_videos"] == 12
+    assert results["chance"] == pytest.approx(1 / 12)
+    assert "| fusion_svm |" in result.stdout and "| chance | 8.3% |" in result.stdout
+    assert (cwd / "outputs/tiny/results.md").read_text().count("|") > 10
+
+
+def test_score_files_follow_the_documented_format(tiny_run):
+    cwd, _ = tiny_run
+    results = json.loads((cwd / "outputs/tiny/results.json").read_text())
+    split_lines = (cwd / "data/synthetic/s0_64x64_f16_g3x1/splits/testlist01.txt").read_text().split()
+    ids = {}
+    for stream in ("spatial", "temporal"):
+        for subset in ("train", "test"):
+            with np.load(cwd / f"outputs/tiny/scores/{stream}_{subset}.npz") as f:
+                assert f["scores"].shape == (len(f["video_ids"]), 12)
+                np.testing.assert_allclose(f["scores"].sum(1), 1, atol=1e-5)  # softmax rows
+                assert len(f["classes"]) == 12 and f["labels"].dtype == np.int64
+                ids[stream, subset] = list(f["video_ids"])
+                if subset == "test":
+                    accuracy = float((f["scores"].argmax(1) == f["labels"]).mean())
+                    assert accuracy == pytest.approx(results["accuracy"][stream])
+    assert ids["spatial", "test"] == ids["temporal", "test"] == [p.removesuffix(".avi") for p in split_lines]
+    assert ids["spatial", "train"] == ids["temporal", "train"]
+
+
+def test_every_stage_is_an_offline_wandb_run_holding_its_metrics(tiny_run):
+    cwd, _ = tiny_run
+    runs = [read_offline_run(p) for p in find_runs(cwd / "outputs/tiny/wandb")]
+    assert [r.job_type for r in runs] == ["extract", "train_spatial", "train_temporal", "test_spatial",
+                                          "test_temporal", "fuse"]
+    assert {r.group for r in runs} == {"tiny"}
+    results = json.loads((cwd / "outputs/tiny/results.json").read_text())
+    fuse = runs[-1]
+    for method, value in results["accuracy"].items():
+        assert fuse.summary[f"accuracy/{method}"] == pytest.approx(value)
+    assert fuse.config["streams"]["temporal"]["L"] == 5  # the whole resolved config
+    train_temporal = runs[2]
+    assert [h["epoch"] for h in train_temporal.history if "epoch" in h] == [1, 2]
+    assert runs[0].summary["videos_extracted"] == 36
+
+
+def test_one_stage_alone_reuses_earlier_outputs(tiny_run):
+    cwd, _ = tiny_run
+    before = json.loads((cwd / "outputs/tiny/results.json").read_text())
+    (cwd / "outputs/tiny/results.json").unlink()
+    again = twostream(*TINY, "stage=fuse", "tracking.mode=disabled", cwd=cwd)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((cwd / "outputs/tiny/results.json").read_text()) == before
+    extract = twostream(*TINY, "stage=extract", "tracking.mode=disabled", cwd=cwd)
+    assert extract.returncode == 0, extract.stderr[-3000:]
+    assert "0 extracted, 36 already cached" in extract.stdout + extract.stderr

@@ -1,0 +1,85 @@
+"""The train and test stages of one stream, as the pipeline runs them from the config."""
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from twostream.cache import cached_videos, open_cache
+from twostream.cache.store import FlowCache
+from twostream.data.datasets import FlowStackSource, FrameSource, InputSource
+from twostream.data.splits import SplitLists
+from twostream.errors import StageError
+from twostream.models import build_model
+from twostream.tracking import Tracker
+from twostream.train.evaluate import score_videos, scores_path
+from twostream.train.loop import EpochStats, train_stream
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
+    """The stream's input (RGB frames or flow stacks) read from the cache."""
+    if stream_cfg.input == "rgb":
+        return FrameSource(cache)
+    if stream_cfg.input == "flow":
+        return FlowStackSource(cache, stream_cfg.L, stream_cfg.stacking, stream_cfg.mean_subtraction)
+    raise ValueError(f"stream input must be 'rgb' or 'flow', got {stream_cfg.input!r}")
+
+
+def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, num_classes: int
+                 ) -> torch.nn.Module:
+    """The stream's network, sized for its input channels and the training crop."""
+    return build_model(cfg.model, in_channels=source.in_channels, num_classes=num_classes,
+                       input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
+
+
+def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
+    """Where the stream's checkpoint is written every epoch."""
+    return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
+
+
+def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
+    """The train stage of one stream, on the split's training videos."""
+    stream_cfg = cfg.streams[stream]
+    cache = open_cache(cfg)
+    source = input_source(stream_cfg, cache)
+    model = stream_model(cfg, stream_cfg, source, len(lists.classes))
+
+    def on_epoch(stats: EpochStats) -> None:
+        log.info("%s epoch %d: loss %.3f, train accuracy %.3f, lr %.2g, %.0f samples/s", stream, stats.epoch,
+                 stats.loss, stats.accuracy, stats.lr, stats.samples_per_second)
+        tracker.log({"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
+                     "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second})
+
+    train_stream(model, source, cached_videos(lists.train, cache, "training"), train_cfg=cfg.train,
+                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
+                 device=resolve_device(cfg.device), seed=cfg.seed, on_epoch=on_epoch, progress=cfg.progress)
+
+
+def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
+    """The test stage of one stream: score files for the train and the test videos."""
+    stream_cfg = cfg.streams[stream]
+    cache = open_cache(cfg)
+    source = input_source(stream_cfg, cache)
+    model = stream_model(cfg, stream_cfg, source, len(lists.classes))
+    checkpoint = checkpoint_path(cfg, stream)
+    if not checkpoint.is_file():
+        raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    for subset, videos in (("train", lists.train), ("test", lists.test)):
+        scores = score_videos(model, source, cached_videos(videos, cache, subset), lists.classes,
+                              num_positions=cfg.test.num_positions, crops=cfg.test.crops,
+                              crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
+                              device=resolve_device(cfg.device), progress=cfg.progress)
+        scores.save(scores_path(cfg.paths.output_dir, stream, subset))
+        log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
+        tracker.set_summary({f"{subset}/accuracy": scores.accuracy})
