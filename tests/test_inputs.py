@@ -1,38 +1,11 @@
-"""Flow stacking, crops and flips, and the network's shapes."""
+"""Crops and flips, and the network's shapes."""
 
 import numpy as np
 import pytest
 import torch
 
-from twostream.data.stacking import stack_flow
 from twostream.data.transforms import hflip, protocol_crops
 from twostream.models.cnn_m import CNNM2048
-
-
-def test_optical_flow_stacking_is_interleaved_slicing():
-    rng = np.random.default_rng(0)
-    flow = rng.normal(size=(12, 2, 5, 6)).astype(np.float32)
-    stack = stack_flow(flow, 3, 4)
-    assert stack.shape == (8, 5, 6)
-    for k in range(4):
-        np.testing.assert_array_equal(stack[2 * k], flow[3 + k, 0])
-        np.testing.assert_array_equal(stack[2 * k + 1], flow[3 + k, 1])
-
-
-def test_mean_subtraction_leaves_zero_mean_fields_and_keeps_relative_motion():
-    rng = np.random.default_rng(1)
-    flow = rng.normal(size=(4, 2, 8, 8)).astype(np.float32) + np.float32(5)  # a camera pan of +5 px
-    stack = stack_flow(flow, 0, 4, mean_subtraction=True)
-    np.testing.assert_allclose(stack.mean(axis=(1, 2)), 0, atol=1e-5)
-    np.testing.assert_allclose(stack[0] - stack[0, 0, 0], flow[0, 0] - flow[0, 0, 0, 0], atol=1e-5)
-
-
-def test_stack_out_of_range_and_unknown_mode_are_refused():
-    flow = np.zeros((5, 2, 4, 4), np.float32)
-    with pytest.raises(IndexError, match="L=3"):
-        stack_flow(flow, 3, 3)
-    with pytest.raises(ValueError, match="unknown stacking mode"):
-        stack_flow(flow, 0, 2, mode="sideways")
 
 
 def test_flipping_a_flow_stack_mirrors_and_negates_only_x():

@@ -31,7 +31,8 @@ def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
     if stream_cfg.input == "rgb":
         return FrameSource(cache)
     if stream_cfg.input == "flow":
-        return FlowStackSource(cache, stream_cfg.L, stream_cfg.stacking, stream_cfg.mean_subtraction)
+        return FlowStackSource(cache, stream_cfg.L, stream_cfg.stacking, stream_cfg.bidirectional,
+                               stream_cfg.mean_subtraction)
     raise ValueError(f"stream input must be 'rgb' or 'flow', got {stream_cfg.input!r}")
 
 

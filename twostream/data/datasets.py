@@ -1,0 +1,88 @@
+"""Stream inputs read from the cache, and the training dataset built on them.
+
+An *input source* knows how many positions a video offers (frames for the spatial stream,
+flow stacks for the temporal one) and loads the float32 (C, H, W) input at a position.
+Training samples one random position per video per draw, as in the paper; testing
+(:mod:`twostream.train.evaluate`) takes evenly spaced positions.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from twostream.cache.store import FlowCache
+from twostream.data.splits import Video
+from twostream.data.stacking import stack_flow
+from twostream.data.transforms import normalize_rgb, random_crop_flip
+from twostream.flow import dequantize
+
+
+class FrameSource:
+    """Single RGB frames: the spatial stream's input (3 channels)."""
+
+    is_flow = False
+    in_channels = 3
+
+    def __init__(self, cache: FlowCache) -> None:
+        self.cache = cache
+
+    def num_positions(self, video_id: str) -> int:
+        return self.cache.num_frames(video_id)
+
+    def load(self, video_id: str, position: int) -> np.ndarray:
+        return normalize_rgb(self.cache.read_frames(video_id, position)[0])
+
+
+class FlowStackSource:
+    """Stacks of L flow fields: the temporal stream's input (2L channels)."""
+
+    is_flow = True
+
+    def __init__(self, cache: FlowCache, L: int, stacking: str, bidirectional: bool,
+                 mean_subtraction: bool) -> None:
+        self.cache, self.L, self.stacking = cache, L, stacking
+        self.bidirectional, self.mean_subtraction = bidirectional, mean_subtraction
+        self.in_channels = 2 * L
+
+    def num_positions(self, video_id: str) -> int:
+        positions = self.cache.num_flows(video_id) - self.L + 1
+        if positions < 1:
+            raise ValueError(f"video {video_id!r} has {self.cache.num_flows(video_id)} flow fields, "
+                             f"fewer than L={self.L}")
+        return positions
+
+    def load(self, video_id: str, position: int) -> np.ndarray:
+        """The stack of the window of frames ``position`` .. ``position + L``."""
+        bound = self.cache.bound
+        forward = dequantize(self.cache.read_flow(video_id, position, self.L), bound)
+        # A bi-directional stack uses the window's first L/2 backward fields.
+        backward = (dequantize(self.cache.read_flow(video_id, position, self.L // 2, "bwd"), bound)
+                    if self.bidirectional else None)
+        return stack_flow(forward, 0, self.L, self.stacking, flow_bwd=backward,
+                          bidirectional=self.bidirectional, mean_subtraction=self.mean_subtraction)
+
+
+InputSource = FrameSource | FlowStackSource
+
+
+class RandomPositions(Dataset):
+    """Training samples: each item is one random position of one video, randomly cropped and flipped.
+
+    ``samples_per_video`` draws per video make one epoch (the paper draws one per video per step).
+    """
+
+    def __init__(self, source: InputSource, videos: Sequence[Video], crop_size: int,
+                 samples_per_video: int) -> None:
+        self.source, self.videos, self.crop_size = source, list(videos), crop_size
+        self.samples_per_video = samples_per_video
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.samples_per_video
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        video = self.videos[index % len(self.videos)]
+        position = int(torch.randint(0, self.source.num_positions(video.id), (1,)))
+        x = random_crop_flip(self.source.load(video.id, position), self.crop_size, self.source.is_flow)
+        return torch.from_numpy(x), video.label

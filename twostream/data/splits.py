@@ -1,0 +1,194 @@
+"""Parsers for the official UCF-101 and HMDB-51 train/test split lists, read exactly as distributed.
+
+UCF-101 (``ucfTrainTestlist/``): ``classInd.txt`` ("1 ApplyEyeMakeup"), ``trainlistNN.txt``
+("Class/v_Class_gXX_cYY.avi LABEL") and ``testlistNN.txt`` (path only). Our synthetic dataset writes
+split 1 in the same format, so the same parser serves both.
+
+HMDB-51 (``testTrainMulti_7030_splits/``): one ``<class>_test_split{1,2,3}.txt`` per class and split,
+lines "<video>.avi <id>" with 1 = train, 2 = test, 0 = unused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+SPLITS = (1, 2, 3)
+
+# UCF-101 clip names end in "_gXX_cYY": XX is the group (the same actors/scene), YY the clip in it.
+_UCF_GROUP = re.compile(r"_(g\d+)_c\d+$")
+_HMDB_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>\d+)\.txt$")
+_HMDB_TRAIN, _HMDB_TEST, _HMDB_UNUSED = "1", "2", "0"
+
+
+@dataclass(frozen=True)
+class Video:
+    """One listed video.
+
+    ``id`` is the path relative to the video root without extension, '/' separated
+    (e.g. "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"); ``path`` is video_root / the listed relative path
+    (with extension); ``label`` is the 0-based class index; ``group`` is the UCF-101 "gXX" part of the
+    file name (None for HMDB-51, and for names without a "_gXX_cYY" suffix).
+    """
+
+    id: str
+    path: Path
+    label: int
+    group: str | None
+
+
+@dataclass(frozen=True)
+class SplitLists:
+    """Classes (index = label) and the train and test videos of one split."""
+
+    classes: list[str]
+    train: list[Video]
+    test: list[Video]
+
+
+def _check_split(split: int) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _require_file(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    return path
+
+
+def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield (1-based line number, whitespace-separated fields) for each non-blank line.
+
+    Text mode's universal newlines turn the official CRLF ends into LF; ``split()`` drops any stray
+    whitespace, such as the trailing space on every HMDB-51 line.
+    """
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.split()
+            if fields:
+                yield lineno, fields
+
+
+def _video(video_root: Path, rel: str, label: int, group: str | None) -> Video:
+    rel_path = PurePosixPath(rel)
+    return Video(
+        id=str(rel_path.with_suffix("")), path=video_root.joinpath(*rel_path.parts), label=label, group=group
+    )
+
+
+def _split_lists(classes: list[str], train: list[Video], test: list[Video]) -> SplitLists:
+    """Build the result, refusing a video listed twice: in both train and test it would leak test data."""
+    seen: set[str] = set()
+    for video in train + test:
+        if video.id in seen:
+            raise ValueError(f"video {video.id!r} is listed more than once in this split")
+        seen.add(video.id)
+    return SplitLists(classes=classes, train=train, test=test)
+
+
+def _read_class_ind(path: Path) -> list[str]:
+    """Read classInd.txt ("1 ApplyEyeMakeup"); ids must run 1, 2, ... so that label = id - 1."""
+    classes: list[str] = []
+    for lineno, fields in _lines(_require_file(path)):
+        where = f"{path.name} line {lineno}"
+        if len(fields) != 2 or not fields[0].isdigit():
+            raise ValueError(f"{where}: expected '<id> <class>', got {' '.join(fields)!r}")
+        class_id, name = int(fields[0]), fields[1]
+        if class_id != len(classes) + 1:
+            raise ValueError(f"{where}: class id {class_id} out of sequence, expected {len(classes) + 1}")
+        classes.append(name)
+    if not classes:
+        raise ValueError(f"{path}: no classes listed")
+    if len({name.lower() for name in classes}) != len(classes):
+        raise ValueError(f"{path}: class names repeat (compared case-insensitively)")
+    return classes
+
+
+def _read_ucf_list(path: Path, classes: list[str], video_root: Path, labelled: bool) -> list[Video]:
+    """Read a trainlist (``labelled``: "Class/clip.avi LABEL") or a testlist ("Class/clip.avi").
+
+    The folder is the class, looked up case-insensitively because the distribution mixes cases
+    (folder HandstandPushups holds v_HandStandPushups_* clips). A trainlist label must agree with it.
+    """
+    by_name = {name.lower(): label for label, name in enumerate(classes)}
+    videos = []
+    for lineno, fields in _lines(_require_file(path)):
+        where = f"{path.name} line {lineno}"
+        if len(fields) != (2 if labelled else 1):
+            expected = "'<Class>/<clip>.avi <label>'" if labelled else "'<Class>/<clip>.avi'"
+            raise ValueError(f"{where}: expected {expected}, got {' '.join(fields)!r}")
+        rel = fields[0]
+        folder = rel.split("/", 1)[0]
+        if "/" not in rel or folder.lower() not in by_name:
+            raise ValueError(f"{where}: unknown class folder {folder!r} in {rel!r} (not in classInd.txt)")
+        label = by_name[folder.lower()]
+        if labelled:
+            listed = fields[1]
+            if not listed.isdigit() or int(listed) != label + 1:
+                raise ValueError(
+                    f"{where}: label {listed} disagrees with folder {folder!r}, "
+                    f"which is class {label + 1} ({classes[label]}) in classInd.txt"
+                )
+        match = _UCF_GROUP.search(PurePosixPath(rel).stem)
+        videos.append(_video(video_root, rel, label, match.group(1) if match else None))
+    return videos
+
+
+def parse_ucf101(splits_dir: str | Path, split: int, video_root: str | Path) -> SplitLists:
+    """Parse UCF-101-format split lists (``classInd.txt``, ``trainlistNN.txt``, ``testlistNN.txt``).
+
+    Labels are classInd ids - 1. Raises ValueError for a split outside 1..3 or a malformed line
+    (message names file and line), FileNotFoundError naming the expected path of a missing file.
+    """
+    _check_split(split)
+    splits_dir, video_root = Path(splits_dir), Path(video_root)
+    classes = _read_class_ind(splits_dir / "classInd.txt")
+    train = _read_ucf_list(splits_dir / f"trainlist{split:02d}.txt", classes, video_root, labelled=True)
+    test = _read_ucf_list(splits_dir / f"testlist{split:02d}.txt", classes, video_root, labelled=False)
+    return _split_lists(classes, train, test)
+
+
+def _hmdb_classes(splits_dir: Path) -> list[str]:
+    """Sorted class names from the file names of all splits, so labels do not depend on the split."""
+    if not splits_dir.is_dir():
+        raise FileNotFoundError(f"HMDB-51 splits folder not found: {splits_dir}")
+    names = {m["cls"] for p in splits_dir.iterdir() if (m := _HMDB_FILE.match(p.name))}
+    if not names:
+        raise FileNotFoundError(f"no <class>_test_split<N>.txt files in {splits_dir}")
+    return sorted(names)
+
+
+def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> SplitLists:
+    """Parse the HMDB-51 ``<class>_test_split<N>.txt`` files of one split.
+
+    Label = index of the class in the sorted class names; id 1 = train, 2 = test, 0 = unused (left out).
+    Video path = video_root/<class>/<video>.avi. Raises ValueError for a split outside 1..3 or a bad
+    line (message names file and line), FileNotFoundError naming the path of a class's missing file.
+    """
+    _check_split(split)
+    splits_dir, video_root = Path(splits_dir), Path(video_root)
+    classes = _hmdb_classes(splits_dir)
+    train: list[Video] = []
+    test: list[Video] = []
+    for label, name in enumerate(classes):
+        path = _require_file(splits_dir / f"{name}_test_split{split}.txt")
+        for lineno, fields in _lines(path):
+            where = f"{path.name} line {lineno}"
+            if len(fields) != 2:
+                raise ValueError(f"{where}: expected '<video>.avi <0|1|2>', got {' '.join(fields)!r}")
+            clip, use = fields
+            if use not in (_HMDB_TRAIN, _HMDB_TEST, _HMDB_UNUSED):
+                raise ValueError(f"{where}: id must be 0 (unused), 1 (train) or 2 (test), got {use!r}")
+            if use != _HMDB_UNUSED:
+                (train if use == _HMDB_TRAIN else test).append(
+                    _video(video_root, f"{name}/{clip}", label, None)
+                )
+    return _split_lists(classes, train, test)
+
+
+def missing_videos(lists: SplitLists) -> list[Path]:
+    """Every listed video (train, then test, in list order) that is not a file on disk."""
+    return [video.path for video in lists.train + lists.test if not video.path.is_file()]

@@ -1,0 +1,370 @@
+"""Built-in synthetic action dataset: real MJPG videos plus UCF-101-style split files.
+
+Every class is one cell of an APPEARANCE x MOTION grid, so a single RGB frame identifies the
+appearance but not the motion, while optical flow identifies the motion but not the appearance
+(all objects share one shape and size). Only the two streams together can name the class, which
+is exactly what two-stream fusion should exploit.
+
+Each video shows one textured disc over a smooth grey-ish background; the whole scene pans with
+a random per-clip camera velocity (removed by mean-flow subtraction). The disc's own motion is
+one of:
+
+* ``Slide``: constant velocity.
+* ``Shuttle``: back and forth along an axis at constant speed (triangle wave): one flow field
+  looks like Slide, a stack of ~10 does not.
+* ``Accelerate``: speed grows linearly from 0, so a single flow field overlaps Slide's speeds.
+* ``Spin``: rotation in place about the centre.
+
+The disc is kept inside the frame by reflecting its path at the borders. Its unfolded start is
+uniform over a whole reflection period, which makes its position in every frame uniformly
+distributed for every class: position carries no class information.
+
+All randomness comes from ``np.random.default_rng`` seeded by (seed, group) for backgrounds and (seed, class, group, clip) for clips, so a
+clip never depends on how many other clips are generated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+FORMAT_VERSION = 1
+
+APPEARANCES = ("Checker", "Stripes", "Dots")
+MOTIONS = ("Slide", "Shuttle", "Accelerate", "Spin")
+# Appearance-major, as written to classInd.txt.
+CLASSES = tuple(a + m for a in APPEARANCES for m in MOTIONS)
+
+# RGB colour pairs of the textures: saturated, so that appearance stands out from the grey background.
+_CHECKER_COLOURS = ((220, 30, 30), (245, 245, 245))
+_STRIPE_COLOURS = ((30, 200, 60), (15, 15, 15))
+_DOT_COLOURS = ((240, 220, 40), (30, 60, 225))
+# Texture periods per object diameter: coarse enough to survive JPEG at 16 px, fine enough to show spin.
+_TEXTURE_PERIODS = 4
+# Supersampling factor for anti-aliased texture and disc edge.
+_SUPERSAMPLE = 8
+# Background grey level, contrast (std of intensity) and per-group colour tint amplitude.
+_BG_MEAN = 128.0
+_BG_STD = 32.0
+_BG_TINT = 12.0
+
+_PARAM_TYPES: dict[str, type] = {
+    "seed": int,
+    "height": int,
+    "width": int,
+    "num_frames": int,
+    "fps": int,
+    "groups_per_class": int,
+    "clips_per_group": int,
+    "test_groups": int,
+    "object_size": int,
+    "camera_pan": float,
+    "speed_range": list,
+    "spin_range": list,
+    "shuttle_period_range": list,
+    "background_blur": float,
+    "jpeg_quality": int,
+}
+
+
+def video_name(class_name: str, group: int, clip: int) -> str:
+    """UCF-101 file name of clip ``clip`` of group ``group`` (both 1-based), e.g. ``v_CheckerSlide_g01_c02.avi``."""
+    return f"v_{class_name}_g{group:02d}_c{clip:02d}.avi"
+
+
+def generate_synthetic(
+    root: str | Path,
+    *,
+    seed: int,
+    height: int,
+    width: int,
+    num_frames: int,
+    fps: int,
+    groups_per_class: int,
+    clips_per_group: int,
+    test_groups: int,
+    object_size: int,
+    camera_pan: float,
+    speed_range: Sequence[float],
+    spin_range: Sequence[float],
+    shuttle_period_range: Sequence[float],
+    background_blur: float,
+    jpeg_quality: int,
+) -> Path:
+    """Write the synthetic dataset under ``root`` (idempotent); return ``root``.
+
+    Layout: ``videos/<Class>/v_<Class>_gXX_cYY.avi``, ``splits/{classInd,trainlist01,testlist01}.txt``
+    (UCF-101 format; the last ``test_groups`` groups of each class are test) and ``generator.json``.
+
+    Args:
+        root: dataset folder.
+        seed: base seed of all randomness.
+        height, width: frame size in px.
+        num_frames: frames per video.
+        fps: frame rate stored in the videos.
+        groups_per_class: groups per class; clips of a group share the background, like UCF groups.
+        clips_per_group: clips per group.
+        test_groups: number of trailing groups per class that form the test split.
+        object_size: diameter of the disc in px.
+        camera_pan: maximum camera pan speed in px/frame (per clip uniform in [0, camera_pan], random
+            direction).
+        speed_range: [min, max] object speed in px/frame of Slide and Shuttle; Accelerate ends at a
+            speed uniform in [max, 2 * max].
+        spin_range: [min, max] Spin angular speed in degrees/frame (random sign).
+        shuttle_period_range: [min, max] Shuttle period (there and back) in frames.
+        background_blur: Gaussian sigma in px of the low-pass noise background (texture scale).
+        jpeg_quality: MJPG quality, 1..100.
+
+    Raises:
+        ValueError: invalid parameters, or ``root`` already holds a dataset generated with other
+            parameters.
+    """
+    root = Path(root)
+    params = _normalise_params(
+        seed=seed,
+        height=height,
+        width=width,
+        num_frames=num_frames,
+        fps=fps,
+        groups_per_class=groups_per_class,
+        clips_per_group=clips_per_group,
+        test_groups=test_groups,
+        object_size=object_size,
+        camera_pan=camera_pan,
+        speed_range=speed_range,
+        spin_range=spin_range,
+        shuttle_period_range=shuttle_period_range,
+        background_blur=background_blur,
+        jpeg_quality=jpeg_quality,
+    )
+    _validate(params)
+    # Normalised values from here on: a config may pass e.g. 6.0 for an int.
+    n_groups, n_clips, seed = params["groups_per_class"], params["clips_per_group"], params["seed"]
+    videos = {
+        (ci, g, c): root / "videos" / name / video_name(name, g, c)
+        for ci, name in enumerate(CLASSES)
+        for g in range(1, n_groups + 1)
+        for c in range(1, n_clips + 1)
+    }
+
+    meta_path = root / "generator.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        diff = sorted(k for k in old.keys() | params.keys() if old.get(k) != params.get(k))
+        if diff:
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {params.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"{root} holds a synthetic dataset generated with other parameters ({changes}); "
+                "choose another dataset.root or delete the folder."
+            )
+        if all(path.exists() for path in videos.values()):
+            return root
+
+    for ci, name in enumerate(CLASSES):
+        for g in range(1, n_groups + 1):
+            # Clips of group g share its background, like the scene of a UCF-101 group, and so do
+            # all classes: a background then says nothing about the class, so a net cannot learn
+            # to recognise training scenes instead of appearance or motion.
+            background = _background(params, np.random.default_rng([seed, 0, g]))
+            for c in range(1, n_clips + 1):
+                frames = _render_clip(params, name, background, np.random.default_rng([seed, 1, ci, g, c]))
+                _write_video(videos[ci, g, c], frames, params["fps"], params["jpeg_quality"])
+
+    _write_splits(root / "splits", n_groups, n_clips, params["test_groups"])
+    # Written last: its presence marks a complete dataset, so an interrupted run is simply redone.
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps(params, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+    return root
+
+
+def _normalise_params(**kwargs: Any) -> dict[str, Any]:
+    """Cast parameters to JSON-stable types so config values (e.g. OmegaConf lists) compare with generator.json."""
+    params: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    for key, kind in _PARAM_TYPES.items():
+        value = kwargs[key]
+        params[key] = [float(v) for v in value] if kind is list else kind(value)
+    return params
+
+
+def _validate(p: dict[str, Any]) -> None:
+    for key in ("speed_range", "spin_range", "shuttle_period_range"):
+        lo_hi = p[key]
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+            raise ValueError(f"synthetic dataset: {key} must be [min, max] with 0 <= min <= max, got {lo_hi}")
+    if p["shuttle_period_range"][0] <= 0:
+        raise ValueError("synthetic dataset: shuttle_period_range must be positive")
+    if not 1 <= p["test_groups"] < p["groups_per_class"]:
+        raise ValueError(
+            f"synthetic dataset: need 1 <= test_groups < groups_per_class, got {p['test_groups']} "
+            f"and {p['groups_per_class']}"
+        )
+    if p["seed"] < 0:
+        raise ValueError(f"synthetic dataset: seed must be >= 0, got {p['seed']}")
+    if p["clips_per_group"] < 1 or p["num_frames"] < 2 or p["fps"] < 1:
+        raise ValueError("synthetic dataset: clips_per_group, fps must be >= 1 and num_frames >= 2")
+    if not 4 <= p["object_size"] < min(p["height"], p["width"]):
+        raise ValueError(
+            f"synthetic dataset: object_size must be in [4, min(height, width)), got {p['object_size']}"
+        )
+    if p["camera_pan"] < 0 or p["background_blur"] <= 0 or not 1 <= p["jpeg_quality"] <= 100:
+        raise ValueError(
+            "synthetic dataset: need camera_pan >= 0, background_blur > 0, 1 <= jpeg_quality <= 100"
+        )
+
+
+def _pan_margin(p: dict[str, Any]) -> int:
+    """Background border (px) so that a camera centred at mid-clip never pans past the background."""
+    return math.ceil(p["camera_pan"] * (p["num_frames"] - 1) / 2) + 2
+
+
+def _background(p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Smooth grey-ish float32 RGB texture of the frame size plus the pan margin on every side."""
+    m = _pan_margin(p)
+    shape = (p["height"] + 2 * m, p["width"] + 2 * m)
+    sigma = p["background_blur"]
+    # Two octaves: the fine one gives dense flow something to lock on, the coarse one looks like a scene.
+    fine = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
+    coarse = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 4 * sigma)
+    texture = fine / fine.std() + coarse / coarse.std()
+    grey = _BG_MEAN + _BG_STD * texture / texture.std()
+    tint = rng.uniform(-_BG_TINT, _BG_TINT, 3).astype(np.float32)
+    return np.clip(grey[..., None] + tint, 0, 255)
+
+
+def _object_sprite(appearance: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Premultiplied RGB texture and alpha (float32, size x size) of the anti-aliased textured disc."""
+    n = size * _SUPERSAMPLE
+    # Texture coordinates in object diameters, centred on the disc.
+    u, v = np.meshgrid((np.arange(n) + 0.5) / n - 0.5, (np.arange(n) + 0.5) / n - 0.5)
+    k = _TEXTURE_PERIODS
+    if appearance == "Checker":
+        first = (np.floor(u * k) + np.floor(v * k)) % 2 == 0
+        colours = _CHECKER_COLOURS
+    elif appearance == "Stripes":
+        first = np.floor((u + v) * k) % 2 == 0
+        colours = _STRIPE_COLOURS
+    else:
+        # Dots on a (k - 1)-grid so one dot sits at the centre and the rest show the rotation.
+        cell = 1.0 / (k - 1)
+        du = (u / cell + 0.5) % 1 - 0.5
+        dv = (v / cell + 0.5) % 1 - 0.5
+        first = du**2 + dv**2 > 0.3**2
+        colours = _DOT_COLOURS
+    rgb = np.where(first[..., None], np.float32(colours[0]), np.float32(colours[1])).astype(np.float32)
+    alpha = (u**2 + v**2 <= 0.25).astype(np.float32)
+    rgb = cv2.resize(rgb * alpha[..., None], (size, size), interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(alpha, (size, size), interpolation=cv2.INTER_AREA)
+    return rgb, alpha
+
+
+def _fold(x: np.ndarray, length: float) -> np.ndarray:
+    """Reflect positions into [0, length], i.e. bounce off both borders."""
+    y = np.mod(x, 2 * length)
+    return np.where(y > length, 2 * length - y, y)
+
+
+def _unit(angle: float) -> np.ndarray:
+    return np.array([math.cos(angle), math.sin(angle)])
+
+
+def _object_track(p: dict[str, Any], motion: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Object displacement relative to the scene (T x 2, px) and rotation angle (T, degrees) per frame."""
+    t = np.arange(p["num_frames"], dtype=np.float64)
+    direction = _unit(rng.uniform(0, 2 * math.pi))
+    speed_lo, speed_hi = p["speed_range"]
+    angle = np.full_like(t, rng.uniform(0, 360))
+    if motion == "Slide":
+        along = rng.uniform(speed_lo, speed_hi) * t
+    elif motion == "Shuttle":
+        period = rng.uniform(*p["shuttle_period_range"])
+        phase = rng.uniform(0, period)
+        # Triangle wave of slope +-1: constant speed, reversing every half period.
+        along = rng.uniform(speed_lo, speed_hi) * (np.abs((t + phase) % period - period / 2) - period / 4)
+    elif motion == "Accelerate":
+        final_speed = rng.uniform(speed_hi, 2 * speed_hi)
+        along = 0.5 * final_speed / t[-1] * t**2
+    else:
+        along = np.zeros_like(t)
+        angle += rng.choice((-1.0, 1.0)) * rng.uniform(*p["spin_range"]) * t
+    return along[:, None] * direction, angle
+
+
+def _render_clip(
+    p: dict[str, Any], class_name: str, background: np.ndarray, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Render the RGB uint8 frames of one clip."""
+    appearance = next(a for a in APPEARANCES if class_name.startswith(a))
+    motion = class_name[len(appearance) :]
+    h, w, size = p["height"], p["width"], p["object_size"]
+    t = np.arange(p["num_frames"], dtype=np.float64)
+
+    pan = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, p["camera_pan"])
+    # Scene content moves by +pan px/frame in the image; centring at mid-clip halves the margin needed.
+    scene_shift = (t[:, None] - t[-1] / 2) * pan
+    offset, angle = _object_track(p, motion, rng)
+    # Object centre on screen: scene motion plus own motion, reflected into the frame. The unfolded start
+    # is uniform over a full reflection period, so each frame's position is uniform for every class.
+    room = np.array([w - size, h - size], dtype=np.float64)
+    start = rng.uniform(0, 2 * room)
+    centre = size / 2 + _fold(start + offset + scene_shift, room)
+
+    sprite, alpha = _object_sprite(appearance, size)
+    m = _pan_margin(p)
+    flags = cv2.INTER_LINEAR
+    frames = []
+    for i in range(len(t)):
+        # warpAffine maps source to destination coordinates: dst(x) = background(x + m - shift).
+        to_frame = np.float64([[1, 0, scene_shift[i, 0] - m], [0, 1, scene_shift[i, 1] - m]])
+        bg = cv2.warpAffine(background, to_frame, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
+        # Rotate the sprite about its own centre, then place that centre at the object centre.
+        rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(angle[i]), 1.0)
+        rot[:, 2] += centre[i] - (size - 1) / 2 - 0.5
+        obj = cv2.warpAffine(sprite, rot, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        a = cv2.warpAffine(alpha, rot, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        frames.append(np.clip(bg * (1 - a[..., None]) + obj + 0.5, 0, 255).astype(np.uint8))
+    return frames
+
+
+def _write_video(path: Path, frames_rgb: list[np.ndarray], fps: int, quality: int) -> None:
+    """Write RGB frames as MJPG .avi via a temporary name, so a partial file never has the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    h, w = frames_rgb[0].shape[:2]
+    # OpenCV's built-in MJPEG encoder: no FFmpeg needed, honours the quality, byte-identical across runs.
+    writer = cv2.VideoWriter(str(tmp), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    if not writer.isOpened() or not writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality):
+        raise RuntimeError(f"cannot open an MJPG video writer for {tmp}")
+    for frame in frames_rgb:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    os.replace(tmp, path)
+
+
+def _write_splits(folder: Path, groups_per_class: int, clips_per_group: int, test_groups: int) -> None:
+    """Write classInd.txt, trainlist01.txt (with 1-based labels) and testlist01.txt like UCF-101."""
+    folder.mkdir(parents=True, exist_ok=True)
+    first_test = groups_per_class - test_groups + 1
+    train, test = [], []
+    for label, name in enumerate(CLASSES, start=1):
+        for g in range(1, groups_per_class + 1):
+            for c in range(1, clips_per_group + 1):
+                rel = f"{name}/{video_name(name, g, c)}"
+                if g >= first_test:
+                    test.append(rel)
+                else:
+                    train.append(f"{rel} {label}")
+    files = {
+        "classInd.txt": [f"{label} {name}" for label, name in enumerate(CLASSES, start=1)],
+        "trainlist01.txt": train,
+        "testlist01.txt": test,
+    }
+    for name, lines in files.items():
+        (folder / name).write_text("\n".join(lines) + "\n")
