@@ -16,6 +16,7 @@ from twostream.data.catalog import load_split_lists
 from twostream.errors import StageError
 from twostream.fusion.stage import run_fuse
 from twostream.tracking import start_run
+from twostream.train.distributed import barrier, init_distributed
 from twostream.train.stage import run_test, run_train
 
 log = logging.getLogger(__name__)
@@ -24,28 +25,43 @@ STAGES = ("extract", "train", "test", "fuse")
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
-    """Run ``cfg.stage`` (or all stages) of the experiment; return the results of fuse if it ran."""
+    """Run ``cfg.stage`` (or all stages) of the experiment; return the results of fuse if it ran.
+
+    Under ``torchrun`` every process trains; only the main one prepares the dataset first,
+    and extracts, tests, fuses and logs to W&B.
+    """
     if cfg.stage != "all" and cfg.stage not in STAGES:
         raise StageError(f"stage={cfg.stage!r} is not one of: all, {', '.join(STAGES)}")
     stages = STAGES if cfg.stage == "all" else (cfg.stage,)
+    dist_info = init_distributed(cfg.train.dist_backend)
+    if not dist_info.is_main:
+        barrier(dist_info)  # the main process generates / checks the dataset first
     lists = load_split_lists(cfg.dataset)
+    if dist_info.is_main:
+        barrier(dist_info)
     log.info("%s: %s split %d, %d classes, %d train / %d test videos", cfg.name, cfg.dataset.name,
              cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
     results = None
     for stage in stages:
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
+            if stage != "train" and not dist_info.is_main:
+                barrier(dist_info)
+                continue
             start = time.perf_counter()
-            with start_run(cfg.tracking, stage=job, group=cfg.name, config=resolved) as tracker:
+            with start_run(tracking, stage=job, group=cfg.name, config=resolved) as tracker:
                 if stage == "extract":
                     run_extract(cfg, lists, tracker)
                 elif stage == "train":
-                    run_train(cfg, lists, stream, tracker)
+                    run_train(cfg, lists, stream, tracker, dist_info)
                 elif stage == "test":
                     run_test(cfg, lists, stream, tracker)
                 else:
                     results = run_fuse(cfg, lists, tracker)
+            if stage != "train":
+                barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)
     return results

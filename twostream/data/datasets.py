@@ -70,19 +70,25 @@ InputSource = FrameSource | FlowStackSource
 class RandomPositions(Dataset):
     """Training samples: each item is one random position of one video, randomly cropped and flipped.
 
-    ``samples_per_video`` draws per video make one epoch (the paper draws one per video per step).
+    ``samples_per_video`` draws per video make one epoch (the paper draws one per video per
+    step). Items are (input, label, task): ``tasks`` gives each video's task (classifier head)
+    for multi-task training, 0 for all by default.
     """
 
     def __init__(self, source: InputSource, videos: Sequence[Video], crop_size: int,
-                 samples_per_video: int) -> None:
+                 samples_per_video: int, tasks: Sequence[int] | None = None) -> None:
         self.source, self.videos, self.crop_size = source, list(videos), crop_size
         self.samples_per_video = samples_per_video
+        self.tasks = list(tasks) if tasks is not None else [0] * len(self.videos)
+        if len(self.tasks) != len(self.videos):
+            raise ValueError(f"{len(self.tasks)} task ids for {len(self.videos)} videos")
 
     def __len__(self) -> int:
         return len(self.videos) * self.samples_per_video
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        video = self.videos[index % len(self.videos)]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        k = index % len(self.videos)
+        video = self.videos[k]
         position = int(torch.randint(0, self.source.num_positions(video.id), (1,)))
         x = random_crop_flip(self.source.load(video.id, position), self.crop_size, self.source.is_flow)
-        return torch.from_numpy(x), video.label
+        return torch.from_numpy(x), video.label, self.tasks[k]

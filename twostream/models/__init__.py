@@ -1,22 +1,131 @@
-"""Stream networks, built from the ``model`` config group."""
+"""Stream networks: a trunk (CNN-M-2048 or a torchvision backbone) and one linear head per task.
 
+A temporal net built from RGB weights gets its first conv by cross-modality initialisation:
+the RGB filters averaged over the colour channels and repeated over the 2L flow channels.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import torch
+import torchvision
 from torch import nn
 
 from twostream.models.cnn_m import CNNM2048
 
-ARCHITECTURES = {"cnn_m_2048": CNNM2048}
+TORCHVISION_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
 
-def build_model(model_cfg: Any, *, in_channels: int, num_classes: int, input_size: int, dropout: float,
-                is_flow: bool) -> nn.Module:
-    """The network named by ``model_cfg.arch`` for one stream.
+class StreamNet(nn.Module):
+    """``trunk`` -> feature vector -> one linear head per task (the paper's multi-task learning)."""
 
-    The paper drops conv2's LRN in the temporal net, hence ``is_flow``.
-    """
-    if model_cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown model.arch {model_cfg.arch!r}; available: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[model_cfg.arch](
-        in_channels, num_classes, input_size=input_size, conv_widths=list(model_cfg.conv_widths),
-        fc_widths=list(model_cfg.fc_widths), dropout=dropout, conv2_lrn=not is_flow, norm=model_cfg.norm)
+    def __init__(self, trunk: nn.Module, feature_dim: int, classes_per_task: Sequence[int]) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.heads = nn.ModuleList(nn.Linear(feature_dim, c) for c in classes_per_task)
+
+    def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
+        """Logits of head ``task`` for inputs (N, C, H, W)."""
+        return self.heads[task](self.trunk(x))
+
+    def forward_tasks(self, x: torch.Tensor, tasks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """For each task present in the batch: (its samples' indices, their logits under its own head)."""
+        features = self.trunk(x)
+        out = []
+        for task in torch.unique(tasks).tolist():
+            index = torch.nonzero(tasks == task).squeeze(1)
+            out.append((index, self.heads[task](features[index])))
+        return out
+
+
+def first_conv(module: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    """The first Conv2d of a network (in definition order), with its parent and attribute name."""
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                return parent, name, child
+    raise ValueError("the network has no Conv2d layer")
+
+
+def cross_modality_init(trunk: nn.Module, in_channels: int) -> None:
+    """Replace the first conv of an RGB net by one with ``in_channels`` inputs whose filters are the
+    RGB filters averaged over the colour channels, repeated over the new channels."""
+    parent, name, conv = first_conv(trunk)
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand(-1, in_channels, -1, -1))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    setattr(parent, name, new)
+
+
+def load_rgb_weights(spec: str) -> dict[str, torch.Tensor]:
+    """A state dict from a local file (``*.pt``/``*.pth``) or a torchvision weights name
+    (e.g. ``ResNet18_Weights.IMAGENET1K_V1``, found in torch's hub cache or downloaded)."""
+    path = Path(spec).expanduser()
+    if path.suffix in (".pt", ".pth") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"model.pretrained={spec}: no such weights file")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("model", state)  # a twostream checkpoint holds the net under "model"
+        # A StreamNet's trunk parameters carry a "trunk." prefix; plain backbone files do not.
+        return {k.removeprefix("trunk."): v for k, v in state.items()}
+    try:
+        weights = torchvision.models.get_weight(spec)
+    except (ValueError, KeyError, AttributeError) as error:
+        raise ValueError(f"model.pretrained={spec!r} is neither a weights file nor a torchvision weights "
+                         "name such as 'ResNet18_Weights.IMAGENET1K_V1'") from error
+    try:
+        return weights.get_state_dict(progress=False)
+    except OSError as error:  # URLError is an OSError: no network here
+        raise RuntimeError(
+            f"cannot load torchvision weights {spec} (no network?). Download {weights.url} elsewhere and "
+            f"put it in {Path(torch.hub.get_dir()) / 'checkpoints'}, or set model.pretrained to a local "
+            ".pth file") from error
+
+
+def _load_trunk_weights(trunk: nn.Module, state: dict[str, torch.Tensor], spec: str) -> None:
+    """Load every trunk parameter from ``state``; classifier weights in the file are ignored."""
+    own = trunk.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ValueError(f"model.pretrained={spec}: the file lacks {len(missing)} of the network's "
+                         f"parameters (first: {missing[:3]}); is it for this model.arch?")
+    trunk.load_state_dict({k: state[k] for k in own})
+
+
+def build_trunk(model_cfg: Any, in_channels: int, *, input_size: int, dropout: float, is_flow: bool
+                ) -> tuple[nn.Module, int]:
+    """The trunk named by ``model_cfg.arch`` and its feature size; RGB weights if ``model_cfg.pretrained``."""
+    channels = 3 if model_cfg.pretrained else in_channels
+    if model_cfg.arch == "cnn_m_2048":
+        # The paper drops conv2's LRN in the temporal net.
+        trunk: nn.Module = CNNM2048(channels, input_size=input_size, conv_widths=list(model_cfg.conv_widths),
+                                    fc_widths=list(model_cfg.fc_widths), dropout=dropout,
+                                    conv2_lrn=not is_flow, norm=model_cfg.norm)
+        feature_dim = trunk.out_features
+    elif model_cfg.arch in TORCHVISION_ARCHS:
+        backbone = torchvision.models.get_model(model_cfg.arch, weights=None)
+        feature_dim = backbone.fc.in_features
+        backbone.fc = nn.Identity()
+        trunk = backbone
+    else:
+        raise ValueError(f"unknown model.arch {model_cfg.arch!r}; available: cnn_m_2048, "
+                         f"{', '.join(TORCHVISION_ARCHS)}")
+    if model_cfg.pretrained:
+        _load_trunk_weights(trunk, load_rgb_weights(model_cfg.pretrained), model_cfg.pretrained)
+        if in_channels != 3:
+            cross_modality_init(trunk, in_channels)
+    if model_cfg.arch in TORCHVISION_ARCHS:
+        trunk = nn.Sequential(trunk, nn.Dropout(dropout))  # the paper's dropout before the classifier
+    return trunk, feature_dim
+
+
+def build_model(model_cfg: Any, *, in_channels: int, classes_per_task: Sequence[int], input_size: int,
+                dropout: float, is_flow: bool) -> StreamNet:
+    """A stream's network: trunk for ``in_channels`` inputs and one head per task."""
+    trunk, feature_dim = build_trunk(model_cfg, in_channels, input_size=input_size, dropout=dropout,
+                                     is_flow=is_flow)
+    return StreamNet(trunk, feature_dim, classes_per_task)

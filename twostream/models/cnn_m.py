@@ -19,8 +19,13 @@ def _pool() -> nn.MaxPool2d:
 
 
 def _conv(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0, norm: str,
-          lrn: bool = False) -> list[nn.Module]:
-    """conv + ReLU, with batch norm (``norm="batch"``) or the paper's LRN (``norm="lrn"`` and ``lrn``)."""
+          lrn: bool = False, pool: bool = False) -> nn.Sequential:
+    """One conv block: conv + ReLU, with batch norm (``norm="batch"``) or the paper's LRN
+    (``norm="lrn"`` and ``lrn``), then max-pooling if ``pool``.
+
+    The conv is always the block's first layer, so parameter names do not depend on LRN: the
+    spatial net's weights load into the temporal net (cross-modality initialisation).
+    """
     if norm not in ("lrn", "batch"):
         raise ValueError(f"model.norm must be 'lrn' or 'batch', got {norm!r}")
     batch = norm == "batch"
@@ -29,34 +34,39 @@ def _conv(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int =
     layers.append(nn.ReLU(inplace=True))
     if lrn and not batch:
         layers.append(nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0))
-    return layers
+    if pool:
+        layers.append(_pool())
+    return nn.Sequential(*layers)
 
 
 class CNNM2048(nn.Module):
-    """CNN-M-2048 with ``in_channels`` inputs (3 for RGB, 2L for a flow stack)."""
+    """CNN-M-2048 up to full7: ``in_channels`` inputs (3 for RGB, 2L for a flow stack) -> ``out_features``.
 
-    def __init__(self, in_channels: int, num_classes: int, *, input_size: int,
+    The classifier (one head per task) is added by :class:`twostream.models.StreamNet`.
+    """
+
+    def __init__(self, in_channels: int, *, input_size: int,
                  conv_widths: Sequence[int], fc_widths: Sequence[int], dropout: float,
                  conv2_lrn: bool, norm: str) -> None:
         super().__init__()
         w1, w2, w3, w4, w5 = conv_widths
         self.features = nn.Sequential(
-            *_conv(in_channels, w1, 7, stride=2, norm=norm, lrn=True), _pool(),
-            *_conv(w1, w2, 5, stride=2, padding=1, norm=norm, lrn=conv2_lrn), _pool(),
-            *_conv(w2, w3, 3, padding=1, norm=norm),
-            *_conv(w3, w4, 3, padding=1, norm=norm),
-            *_conv(w4, w5, 3, padding=1, norm=norm), _pool(),
+            _conv(in_channels, w1, 7, stride=2, norm=norm, lrn=True, pool=True),
+            _conv(w1, w2, 5, stride=2, padding=1, norm=norm, lrn=conv2_lrn, pool=True),
+            _conv(w2, w3, 3, padding=1, norm=norm),
+            _conv(w3, w4, 3, padding=1, norm=norm),
+            _conv(w4, w5, 3, padding=1, norm=norm, pool=True),
         )
         with torch.no_grad():
             flat = self.features.eval()(torch.zeros(1, in_channels, input_size, input_size)).numel()
         f6, f7 = fc_widths
-        self.trunk = nn.Sequential(
+        self.fc = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, f6), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(f6, f7), nn.ReLU(inplace=True), nn.Dropout(dropout),
         )
-        self.classifier = nn.Linear(f7, num_classes)
+        self.out_features = f7
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (N, num_classes) for inputs (N, in_channels, input_size, input_size)."""
-        return self.classifier(self.trunk(self.features(x)))
+        """full7 features (N, out_features) for inputs (N, in_channels, input_size, input_size)."""
+        return self.fc(self.features(x))

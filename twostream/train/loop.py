@@ -1,32 +1,43 @@
-"""Train one stream: SGD with momentum, step learning-rate decay, a checkpoint every epoch."""
+"""Train one stream: SGD with momentum, step learning-rate decay, a checkpoint every epoch.
 
+One epoch draws ``samples_per_video`` random positions (frame or flow stack) of every training
+video. Gradients of ``accumulate`` batches are summed before a step, so the effective batch is
+``batch_size * accumulate * processes``. Under ``torchrun`` the model is wrapped in DDP and the
+samples are split with a DistributedSampler; only the main process validates and checkpoints.
+"""
+
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from twostream.data.datasets import InputSource, RandomPositions
 from twostream.data.splits import Video
+from twostream.models import StreamNet
+from twostream.train.distributed import DistInfo, gather, reduce_sum
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class EpochStats:
-    """Mean loss and accuracy of one training epoch."""
+    """Mean training loss and accuracy of one epoch (over all processes), and validation accuracy."""
 
     epoch: int
     loss: float
     accuracy: float
     lr: float
     samples_per_second: float
+    val_accuracy: float | None = None
 
 
 def make_optimizer(model: nn.Module, train_cfg: Any, lr: float, epochs: int
@@ -39,16 +50,73 @@ def make_optimizer(model: nn.Module, train_cfg: Any, lr: float, epochs: int
     return optimizer, scheduler
 
 
-def train_stream(model: nn.Module, source: InputSource, videos: list[Video], *, train_cfg: Any, lr: float,
+def multitask_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tasks: torch.Tensor
+                   ) -> tuple[torch.Tensor, int]:
+    """Sum over the tasks in the batch of each head's cross-entropy on its own samples only.
+
+    Returns the loss and the number of correctly classified samples. ``model`` is a
+    :class:`StreamNet` or a DDP wrapper around one.
+    """
+    net: StreamNet = model.module if isinstance(model, DistributedDataParallel) else model
+    if isinstance(model, DistributedDataParallel) or len(net.heads) == 1:
+        # DDP hooks only see calls through the wrapper; with one head the plain call is the same.
+        logits = model(x)
+        return nn.functional.cross_entropy(logits, y), int((logits.argmax(1) == y).sum())
+    loss, correct = x.new_zeros(()), 0
+    for index, logits in net.forward_tasks(x, tasks):
+        loss = loss + nn.functional.cross_entropy(logits, y[index])
+        correct += int((logits.argmax(1) == y[index]).sum())
+    return loss, correct
+
+
+def train_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer, *,
+               accumulate: int, step_now: bool, autocast: contextlib.AbstractContextManager,
+               scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
+    """Forward and backward one batch; step the optimiser when ``step_now`` (every ``accumulate`` batches).
+
+    Returns the batch's loss and number of correct predictions.
+    """
+    x, y, tasks = batch
+    with autocast:
+        loss, correct = multitask_loss(model, x, y, tasks)
+    scaled = loss / accumulate
+    (scaler.scale(scaled) if scaler else scaled).backward()
+    if step_now:
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), correct
+
+
+def _cuda_speedups(train_cfg: Any, device: torch.device) -> tuple[contextlib.AbstractContextManager,
+                                                                  torch.amp.GradScaler | None]:
+    """Autocast (bf16 where supported, else fp16 with a grad scaler) on CUDA when ``train.amp``."""
+    if device.type != "cuda" or not train_cfg.amp:
+        return contextlib.nullcontext(), None
+    if torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+
+
+def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, train_cfg: Any, lr: float,
                  epochs: int, checkpoint: Path, device: torch.device, seed: int,
-                 on_epoch: Callable[[EpochStats], None], progress: bool = True) -> nn.Module:
+                 on_epoch: Callable[[EpochStats], None], validate: Callable[[nn.Module], float] | None = None,
+                 tasks: Sequence[int] | None = None, dist_info: DistInfo | None = None,
+                 progress: bool = True) -> StreamNet:
     """Train ``model`` on random positions of ``videos``; resume from ``checkpoint`` if asked.
 
-    The checkpoint (model, optimiser, scheduler, RNG state, epoch) is rewritten after every
-    epoch, so ``train.resume=true`` continues an interrupted run where it stopped.
+    ``tasks`` gives each video's task (head) for multi-task training; ``validate`` returns an
+    accuracy after each epoch (main process only). The checkpoint (model, optimiser,
+    scheduler, RNG state, epoch) is rewritten after every epoch, so ``train.resume=true``
+    continues an interrupted run exactly where it stopped.
     """
-    torch.manual_seed(seed)
-    model.to(device)
+    info = dist_info or DistInfo()
+    torch.manual_seed(seed + info.rank)  # each process draws its own positions and crops
+    channels_last = device.type == "cuda" and train_cfg.channels_last
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer, scheduler = make_optimizer(model, train_cfg, lr, epochs)
     first_epoch = 0
     if train_cfg.resume and checkpoint.is_file():
@@ -56,35 +124,48 @@ def train_stream(model: nn.Module, source: InputSource, videos: list[Video], *, 
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"][info.rank])
         first_epoch = state["epoch"]
         log.info("resuming %s from epoch %d", checkpoint, first_epoch)
-    data = RandomPositions(source, videos, train_cfg.crop_size, train_cfg.samples_per_video)
-    loader = DataLoader(data, batch_size=train_cfg.batch_size, shuffle=True, drop_last=False,
-                        num_workers=train_cfg.num_workers, persistent_workers=train_cfg.num_workers > 0)
-    loss_fn = nn.CrossEntropyLoss()
+    data = RandomPositions(source, videos, train_cfg.crop_size, train_cfg.samples_per_video, tasks)
+    sampler = DistributedSampler(data, info.world_size, info.rank, seed=seed) if info.enabled else None
+    loader = DataLoader(data, batch_size=train_cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=train_cfg.num_workers, persistent_workers=train_cfg.num_workers > 0,
+                        pin_memory=device.type == "cuda")
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if info.enabled else model
+    autocast, scaler = _cuda_speedups(train_cfg, device)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(first_epoch, epochs):
-        model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
         bar = tqdm(loader, desc=f"train {checkpoint.stem} {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress, dynamic_ncols=True)
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+                   disable=not progress or not info.is_main, dynamic_ncols=True)
+        for i, (x, y, task) in enumerate(bar):
+            x = x.to(device, non_blocking=True,
+                     memory_format=torch.channels_last if channels_last else torch.preserve_format)
+            y, task = y.to(device, non_blocking=True), task.to(device, non_blocking=True)
+            step_now = (i + 1) % train_cfg.accumulate == 0 or i + 1 == len(loader)
+            loss, batch_correct = train_step(net, (x, y, task), optimizer, accumulate=train_cfg.accumulate,
+                                             step_now=step_now, autocast=autocast, scaler=scaler)
+            total_loss += loss * len(y)
+            correct += batch_correct
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+        seconds = time.perf_counter() - start
+        total_loss, correct, seen = reduce_sum([total_loss, correct, seen], info, device)
         stats = EpochStats(epoch + 1, total_loss / seen, correct / seen, optimizer.param_groups[0]["lr"],
-                           seen / (time.perf_counter() - start))
+                           seen / seconds)
         scheduler.step()
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch + 1},
-                   checkpoint)
-        on_epoch(stats)
+        rng_states = gather(torch.get_rng_state(), info)  # every process's, for an exact resume
+        if info.is_main:
+            if validate is not None:
+                stats.val_accuracy = validate(model)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1},
+                       checkpoint)
+            on_epoch(stats)
     return model

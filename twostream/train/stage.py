@@ -11,18 +11,21 @@ from twostream.cache.store import FlowCache
 from twostream.data.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
-from twostream.models import build_model
+from twostream.models import StreamNet, build_model
 from twostream.tracking import Tracker
+from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos, scores_path
 from twostream.train.loop import EpochStats, train_stream
 
 log = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as torch spells it."""
+def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    """``auto`` -> CUDA when available (this process's GPU under torchrun), else CPU; else as torch spells it."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist_info.local_rank if dist_info else 0)
+        return torch.device("cpu")
     return torch.device(name)
 
 
@@ -36,10 +39,9 @@ def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
     raise ValueError(f"stream input must be 'rgb' or 'flow', got {stream_cfg.input!r}")
 
 
-def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, num_classes: int
-                 ) -> torch.nn.Module:
+def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, num_classes: int) -> StreamNet:
     """The stream's network, sized for its input channels and the training crop."""
-    return build_model(cfg.model, in_channels=source.in_channels, num_classes=num_classes,
+    return build_model(cfg.model, in_channels=source.in_channels, classes_per_task=[num_classes],
                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
 
 
@@ -48,22 +50,37 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
     return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
 
 
-def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
-    """The train stage of one stream, on the split's training videos."""
+def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker, dist_info: DistInfo) -> None:
+    """The train stage of one stream, on the split's training videos (all processes under torchrun)."""
     stream_cfg = cfg.streams[stream]
     cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
     model = stream_model(cfg, stream_cfg, source, len(lists.classes))
+    device = resolve_device(cfg.device, dist_info)
+    val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.validate else []
+
+    def validate(net: torch.nn.Module) -> float:
+        # Validation uses the test videos (the official splits have no validation set), cheaply:
+        # a few positions, centre crop only.
+        return score_videos(net, source, val_videos, lists.classes, num_positions=cfg.train.val_positions,
+                            crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
+                            device=device, progress=False).accuracy
 
     def on_epoch(stats: EpochStats) -> None:
-        log.info("%s epoch %d: loss %.3f, train accuracy %.3f, lr %.2g, %.0f samples/s", stream, stats.epoch,
-                 stats.loss, stats.accuracy, stats.lr, stats.samples_per_second)
-        tracker.log({"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
-                     "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second})
+        log.info("%s epoch %d: loss %.3f, train accuracy %.3f%s, lr %.2g, %.0f samples/s", stream, stats.epoch,
+                 stats.loss, stats.accuracy,
+                 "" if stats.val_accuracy is None else f", validation accuracy {stats.val_accuracy:.3f}",
+                 stats.lr, stats.samples_per_second)
+        metrics = {"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
+                   "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second}
+        if stats.val_accuracy is not None:
+            metrics["val/accuracy"] = stats.val_accuracy
+        tracker.log(metrics)
 
     train_stream(model, source, cached_videos(lists.train, cache, "training"), train_cfg=cfg.train,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
-                 device=resolve_device(cfg.device), seed=cfg.seed, on_epoch=on_epoch, progress=cfg.progress)
+                 device=device, seed=cfg.seed, on_epoch=on_epoch, validate=validate if val_videos else None,
+                 dist_info=dist_info, progress=cfg.progress)
 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:

@@ -1,11 +1,8 @@
-"""Crops and flips, and the network's shapes."""
+"""Crops and flips of (C, H, W) inputs for training and the test protocol."""
 
 import numpy as np
-import pytest
-import torch
 
 from twostream.data.transforms import hflip, protocol_crops
-from twostream.models.cnn_m import CNNM2048
 
 
 def test_flipping_a_flow_stack_mirrors_and_negates_only_x():
@@ -28,14 +25,3 @@ def test_ten_crops_are_corners_centre_and_mirrors():
         mirrored[0] *= -1
         np.testing.assert_array_equal(crops[5 + k], mirrored)
     np.testing.assert_array_equal(protocol_crops(x, 4, 1, is_flow=False)[0], x[:, 1:5, 2:6])
-
-
-@pytest.mark.parametrize("channels", [3, 20])
-def test_cnn_m_2048_shapes_at_224(channels):
-    model = CNNM2048(channels, 101, input_size=224, conv_widths=[96, 256, 512, 512, 512], fc_widths=[4096, 2048],
-                     dropout=0.5, conv2_lrn=channels == 3, norm="lrn")
-    assert model.features(torch.zeros(1, channels, 224, 224)).shape == (1, 512, 6, 6)  # as in Caffe's CNN-M
-    assert model(torch.zeros(2, channels, 224, 224)).shape == (2, 101)
-    assert model.features[0].weight.shape == (96, channels, 7, 7)
-    lrn_count = sum(isinstance(m, torch.nn.LocalResponseNorm) for m in model.features)
-    assert lrn_count == (2 if channels == 3 else 1)  # the temporal net has no LRN after conv2

@@ -1,0 +1,118 @@
+"""Training: exact resume, gradient accumulation, and DDP equivalence with a single process."""
+
+import contextlib
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from omegaconf import OmegaConf
+
+from twostream.cache.store import FlowCache
+from twostream.data.datasets import FlowStackSource
+from twostream.data.splits import Video
+from twostream.models import build_model
+from twostream.train.loop import train_step, train_stream
+
+MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], "fc_widths": [16, 16],
+                          "norm": "lrn", "pretrained": None})
+TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_at": [0.5],
+                          "lr_gamma": 0.1, "crop_size": 64, "samples_per_video": 2, "num_workers": 0,
+                          "resume": True, "accumulate": 1, "amp": False, "channels_last": False})
+
+
+def tiny_model(in_channels=4, dropout=0.5, seed=0):
+    torch.manual_seed(seed)
+    return build_model(MODEL, in_channels=in_channels, classes_per_task=[3], input_size=64, dropout=dropout,
+                       is_flow=True)
+
+
+@pytest.fixture
+def flow_cache(tmp_path):
+    rng = np.random.default_rng(0)
+    cache = FlowCache(tmp_path / "c.zarr", {"bound": 20}, writable=True)
+    videos = []
+    for k in range(6):
+        frames = rng.integers(0, 256, (6, 68, 72, 3), dtype=np.uint8)
+        flow = rng.integers(0, 256, (5, 2, 68, 72), dtype=np.uint8)
+        cache.write_video(f"v{k}", frames, flow, source={"size": k, "mtime_ns": 0}, flows_per_chunk=5)
+        videos.append(Video(f"v{k}", tmp_path / f"v{k}.avi", k % 3, None))
+    return FlowCache(tmp_path / "c.zarr", {"bound": 20}), videos
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_run_killed_after_epoch_1_and_resumed_ends_with_the_same_weights(flow_cache, tmp_path):
+    cache, videos = flow_cache
+    source = FlowStackSource(cache, L=2, stacking="optical_flow", bidirectional=False, mean_subtraction=True)
+    straight = train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
+                            checkpoint=tmp_path / "a.pt", device=torch.device("cpu"), seed=5,
+                            on_epoch=lambda s: None, progress=False)
+
+    def stop_after_first(stats):
+        if stats.epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
+                     checkpoint=tmp_path / "b.pt", device=torch.device("cpu"), seed=5,
+                     on_epoch=stop_after_first, progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1
+    epochs_seen = []
+    resumed = train_stream(tiny_model(seed=99), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
+                           checkpoint=tmp_path / "b.pt", device=torch.device("cpu"), seed=5,
+                           on_epoch=lambda s: epochs_seen.append(s.epoch), progress=False)
+    assert epochs_seen == [2, 3]
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def one_step(model, x, y, accumulate, chunks):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    tasks = torch.zeros(len(y), dtype=torch.long)
+    for i, (xc, yc, tc) in enumerate(zip(x.chunk(chunks), y.chunk(chunks), tasks.chunk(chunks), strict=True)):
+        train_step(model, (xc, yc, tc), optimizer, accumulate=accumulate, step_now=i + 1 == chunks,
+                   autocast=contextlib.nullcontext(), scaler=None)
+    return model
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    torch.manual_seed(3)
+    x, y = torch.randn(8, 4, 64, 64), torch.randint(0, 3, (8,))
+    big = one_step(tiny_model(dropout=0.0), x, y, accumulate=1, chunks=1)
+    accumulated = one_step(tiny_model(dropout=0.0), x, y, accumulate=2, chunks=2)
+    for a, b in zip(big.parameters(), accumulated.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _ddp_worker(rank, world, port, x, y, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model = torch.nn.parallel.DistributedDataParallel(tiny_model(dropout=0.0))
+    half = len(y) // world
+    one_step(model, x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half], accumulate=1, chunks=1)
+    if rank == 0:
+        torch.save(model.module.state_dict(), out)
+    dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_ddp_step_equals_single_process_step(tmp_path):
+    torch.manual_seed(4)
+    x, y = torch.randn(8, 4, 64, 64), torch.randint(0, 3, (8,))
+    mp.spawn(_ddp_worker, args=(2, free_port(), x, y, tmp_path / "ddp.pt"), nprocs=2, join=True)
+    single = one_step(tiny_model(dropout=0.0), x, y, accumulate=1, chunks=1)
+    ddp_state = torch.load(tmp_path / "ddp.pt")
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
