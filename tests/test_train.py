@@ -38,7 +38,7 @@ def flow_cache(tmp_path):
     for k in range(6):
         frames = rng.integers(0, 256, (6, 68, 72, 3), dtype=np.uint8)
         flow = rng.integers(0, 256, (5, 2, 68, 72), dtype=np.uint8)
-        cache.write_video(f"v{k}", frames, flow, source={"size": k, "mtime_ns": 0}, flows_per_chunk=5)
+        cache.write_video(f"v{k}", frames, flow, source={"size": k, "mtime_ns": 0})
         videos.append(Video(f"v{k}", tmp_path / f"v{k}.avi", k % 3, None))
     return FlowCache(tmp_path / "c.zarr", {"bound": 20}), videos
 

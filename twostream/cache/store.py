@@ -2,29 +2,52 @@
 
 Layout (documented in the README)::
 
-    <cache>.zarr/                      root attrs: {"format": 1, "fingerprint": {...}}
+    <cache>.zarr/                      root attrs: {"format": 2, "fingerprint": {...}}
       videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...,
-                                                    "source": {"size": ..., "mtime_ns": ...}}
+                                                    "source": {"size": ..., "mtime_ns": ...},
+                                                    "settings": <fingerprint>, "versions": {...}}
         frames    (T, H, W, 3)    uint8 RGB, resized as the fingerprint says
-        flow_fwd  (T-1, 2, H, W)  uint8, channel 0 = x, 1 = y, quantised with ``bound``
+        flow_fwd  (T-1, 2, H, W)  uint8; field t is the flow from frame t to frame t+1
+        flow_bwd  (T-1, 2, H, W)  uint8, only when the fingerprint says ``backward``; field t is
+                                  the flow from frame t+1 back to frame t
+      incoming/                        writers' work area (not a Zarr node)
 
-A video's ``status`` attribute is written last, after its arrays, so a reader never serves a
-video whose writing was interrupted; the writer deletes and redoes such groups. ``source``
-records the size and modification time of the video file it was made from: a video whose
-file has changed since counts as not extracted.
+Flow channel 0 is x, 1 is y; pixels = q * 2*bound/255 - bound. Each array is one shard file
+(a video is a handful of files) of chunks along time, compressed as the writer's
+:class:`CacheLayout` says (JPEG or zstd, see :mod:`twostream.cache.codecs`).
+
+Writes are atomic: a video is written as a complete Zarr group (status included) under
+``incoming/`` and then moved into ``videos/`` with one ``rename``, so a reader sees a video
+completely or not at all, whatever moment a writer is killed at. A writer clears what an
+earlier, killed writer of the same video left in ``incoming/``. Several writers may fill one
+cache at once as long as each writes its own videos (``shard=I/N``); creating the cache is
+race-free too (the root is built aside and renamed into place; the losers open the winner's).
+``source`` records the size and modification time of the video file a video was made from: a
+video whose file has changed since counts as not extracted.
 """
 
+import importlib.metadata
+import json
+import os
 import shutil
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import cv2
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
 
-FORMAT_VERSION = 1
+from twostream.cache.codecs import chunk_codecs
+from twostream.cache.shards import ShardedArray
+
+FORMAT_VERSION = 2
 COMPLETE, FAILED = "complete", "failed"
+DIRECTIONS = {"fwd": "flow_fwd", "bwd": "flow_bwd"}
+_VERSIONED_PACKAGES = ("torch", "zarr", "numpy", "imagecodecs", "twostream")
 
 
 def source_signature(path: str | Path) -> dict[str, int | None]:
@@ -34,6 +57,17 @@ def source_signature(path: str | Path) -> dict[str, int | None]:
     except FileNotFoundError:
         return {"size": None, "mtime_ns": None}
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a cached video depends on (recorded in its attrs)."""
+    versions: dict[str, str | None] = {"opencv": cv2.__version__}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
 
 
 class CacheMismatchError(ValueError):
@@ -52,52 +86,121 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> l
     return lines
 
 
+def _group_attrs(directory: Path) -> dict[str, Any] | None:
+    """The attributes of the Zarr group stored in ``directory``, or None if there is none."""
+    try:
+        meta = json.loads((directory / "zarr.json").read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return meta.get("attributes", {}) if meta.get("node_type") == "group" else None
+
+
+_LOSSLESS = {"name": "zstd", "level": 3}
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """How a writer stores arrays: chunk codecs ``{name, level}`` and chunk lengths along time.
+
+    The pipeline builds it from ``conf/cache``; the default here (lossless, one field or frame
+    per chunk) serves scripts and tests that write a cache by hand.
+    """
+
+    flow_codec: Mapping[str, Any] = field(default_factory=lambda: dict(_LOSSLESS))
+    frames_codec: Mapping[str, Any] = field(default_factory=lambda: dict(_LOSSLESS))
+    flows_per_chunk: int = 1
+    frames_per_chunk: int = 1
+
+
 class FlowCache:
     """Read (and, with ``writable=True``, write) the frame/flow cache at ``path``.
 
     ``fingerprint`` is the flow settings the caller expects (estimator, its parameters, bound,
-    resize). Opening an existing cache whose fingerprint differs raises
-    :class:`CacheMismatchError` naming the differing keys, unless ``rebuild`` is true, in
-    which case a writable cache is wiped and started again. ``in_memory`` keeps each video's
-    arrays in RAM after their first read, which removes Zarr's per-read overhead for datasets
-    that fit in memory.
+    resize, ``backward``, lossy codecs). Opening an existing cache whose fingerprint differs
+    raises :class:`CacheMismatchError` naming the differing keys, unless ``rebuild`` is true
+    (writable caches only), in which case it is deleted and started again. ``layout`` says how
+    a writer stores arrays (readers take it from the arrays' metadata). ``in_memory`` keeps each video's decoded arrays in RAM after their first read
+    (for datasets that fit).
     """
 
     def __init__(self, path: str | Path, fingerprint: Mapping[str, Any], *, writable: bool = False,
-                 rebuild: bool = False, compression_level: int = 3, in_memory: bool = False) -> None:
+                 rebuild: bool = False, layout: CacheLayout | None = None, in_memory: bool = False) -> None:
         self.path = Path(path)
         self.fingerprint = dict(fingerprint)
-        self._codec = ZstdCodec(level=compression_level)
+        self.layout = layout or CacheLayout()
         self._in_memory = in_memory
-        self._arrays: dict[tuple[str, str], zarr.Array | np.ndarray] = {}
-        exists = (self.path / "zarr.json").is_file()
-        if not exists and not writable:
-            raise FileNotFoundError(f"no flow cache at {self.path}: run the extract stage first "
-                                    "(python -m twostream stage=extract ...)")
-        if exists and rebuild and writable:
-            shutil.rmtree(self.path)
-            exists = False
-        if exists:
-            self.root = zarr.open_group(self.path, mode="a" if writable else "r")
-            self._check_fingerprint(dict(self.root.attrs.get("fingerprint", {})))
-        else:
-            self.root = zarr.open_group(self.path, mode="w")
-            self.root.attrs.update({"format": FORMAT_VERSION, "fingerprint": self.fingerprint})
-            self.root.require_group("videos")
-
-    def _check_fingerprint(self, stored: dict[str, Any]) -> None:
-        differences = _diff(stored, self.fingerprint)
-        if differences:
+        self._arrays: dict[tuple[str, str], ShardedArray | np.ndarray] = {}
+        if not (self.path / "zarr.json").is_file():
+            if not writable:
+                raise FileNotFoundError(f"no flow cache at {self.path}: run the extract stage first "
+                                        "(python -m twostream stage=extract ...)")
+            self._create()
+        stored = zarr.open_group(self.path, mode="r").attrs
+        differences = self._differences(dict(stored))
+        if differences and writable and rebuild:
+            self._delete()
+            self._create()
+        elif differences:
             raise CacheMismatchError(
                 f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(differences)
                 + "\nUse another cache.path, or cache.rebuild=true to delete it and extract again.")
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- creating ----------------------------------------------------------------------------
+    def _differences(self, stored: dict[str, Any]) -> list[str]:
+        if stored.get("format") != FORMAT_VERSION:
+            return [f"format: cache has {stored.get('format')!r} (an older twostream), "
+                    f"this version reads {FORMAT_VERSION}"]
+        return _diff(stored.get("fingerprint", {}), self.fingerprint)
+
+    def _create(self) -> None:
+        # Build the root aside and rename it into place: when N shard workers start at once on
+        # an empty path, exactly one rename wins and the others open the winner's cache.
+        if self.path.exists() and any(self.path.iterdir()) and not (self.path / "zarr.json").is_file():
+            raise FileExistsError(f"{self.path} exists and is not a flow cache; choose another cache.path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.creating")
+        root = zarr.open_group(staging, mode="w")
+        root.attrs.update({"format": FORMAT_VERSION, "fingerprint": self.fingerprint})
+        root.require_group("videos")
+        (staging / "incoming").mkdir()
+        try:
+            os.rename(staging, self.path)
+        except OSError:  # another writer created it first (a non-empty directory is never replaced)
+            shutil.rmtree(staging)
+
+    def _delete(self) -> None:
+        doomed = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.deleting")
+        os.rename(self.path, doomed)
+        shutil.rmtree(doomed)
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def bound(self) -> float:
+        """The quantisation bound (pixels) of the stored flow."""
+        return float(self.fingerprint["bound"])
+
+    @property
+    def backward(self) -> bool:
+        """Whether the cache stores backward flow (``flow_bwd``) too."""
+        return bool(self.fingerprint.get("backward", False))
+
+    def _video_dir(self, video_id: str) -> Path:
+        parts = video_id.split("/")
+        if not video_id or video_id.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid video id {video_id!r} (a relative path without '.' or '..' parts)")
+        return self.path / "videos" / video_id
+
     def _statuses(self) -> dict[str, dict[str, Any]]:
-        # Video ids may contain "/" (class folders), so walk the whole tree; only groups that
-        # carry a status are videos.
-        return {name: dict(node.attrs) for name, node in self.root["videos"].members(max_depth=None)
-                if isinstance(node, zarr.Group) and "status" in node.attrs}
+        # Video ids may contain "/" (class folders): walk the tree; a group with a status is a
+        # video, and nothing below it is.
+        videos = self.path / "videos"
+        found = {}
+        for directory, subdirs, _ in os.walk(videos):
+            attrs = _group_attrs(Path(directory))
+            if attrs is not None and "status" in attrs:
+                found[Path(directory).relative_to(videos).as_posix()] = attrs
+                subdirs.clear()
+        return found
 
     def video_ids(self) -> list[str]:
         """Ids of the completely written videos, sorted."""
@@ -108,79 +211,132 @@ class FlowCache:
         return {v: attrs.get("reason", "") for v, attrs in sorted(self._statuses().items())
                 if attrs.get("status") == FAILED}
 
-    def _array(self, video_id: str, name: str) -> zarr.Array | np.ndarray:
-        # Opening a group and its arrays parses several JSON files: keep the handles, since a
-        # training loop reads the same videos over and over.
+    def attrs(self, video_id: str) -> dict[str, Any] | None:
+        """A processed video's attributes (status, source, settings, library versions), or None."""
+        return _group_attrs(self._video_dir(video_id))
+
+    def status(self, video_id: str, source: Mapping[str, Any]) -> str | None:
+        """``"complete"`` or ``"failed"`` if the video was processed from this very source file, else None."""
+        attrs = self.attrs(video_id)
+        if attrs is None or attrs.get("source") != dict(source):
+            return None
+        return attrs.get("status")
+
+    def _array(self, video_id: str, name: str) -> ShardedArray | np.ndarray:
+        # Parsing metadata and the shard index costs more than a read: keep them per video,
+        # since a training loop reads the same videos over and over.
         key = (video_id, name)
         if key not in self._arrays:
-            group = self.root[f"videos/{video_id}"]
-            if group.attrs.get("status") != COMPLETE:
+            attrs = self.attrs(video_id)
+            if attrs is None or attrs.get("status") != COMPLETE:
                 raise KeyError(f"video {video_id!r} is not completely extracted in {self.path}")
-            self._arrays[key] = group[name][:] if self._in_memory else group[name]
+            array = ShardedArray(self._video_dir(video_id) / name)
+            self._arrays[key] = array.read(0, array.shape[0]) if self._in_memory else array
         return self._arrays[key]
-
-    @property
-    def bound(self) -> float:
-        """The quantisation bound (pixels) of the stored flow."""
-        return float(self.fingerprint["bound"])
 
     def num_frames(self, video_id: str) -> int:
         """Number of stored RGB frames of a video."""
         return int(self._array(video_id, "frames").shape[0])
 
     def num_flows(self, video_id: str) -> int:
-        """Number of stored forward flow fields of a video (frames - 1)."""
+        """Number of stored flow fields of a video in each direction (frames - 1)."""
         return int(self._array(video_id, "flow_fwd").shape[0])
+
+    @staticmethod
+    def _slice(array: ShardedArray | np.ndarray, start: int, stop: int) -> np.ndarray:
+        return array[start:stop] if isinstance(array, np.ndarray) else array.read(start, stop)
 
     def read_frames(self, video_id: str, start: int, length: int = 1) -> np.ndarray:
         """uint8 RGB frames [start, start+length) as (length, H, W, 3)."""
-        return self._array(video_id, "frames")[start:start + length]
+        frames = self._array(video_id, "frames")
+        if start < 0 or start + length > frames.shape[0]:
+            raise IndexError(f"frames [{start}, {start + length}) out of range for {video_id!r} "
+                             f"with {frames.shape[0]} frames")
+        return self._slice(frames, start, start + length)
 
     def read_flow(self, video_id: str, start: int, length: int, direction: str = "fwd") -> np.ndarray:
-        """uint8 quantised flow fields [start, start+length) as (length, 2, H, W)."""
-        if direction != "fwd":
-            raise ValueError(f"direction {direction!r} is not in this cache (it stores 'fwd' only)")
-        flow = self._array(video_id, "flow_fwd")
+        """uint8 quantised flow fields [start, start+length) as (length, 2, H, W).
+
+        ``direction="fwd"``: field t is the flow from frame t to frame t+1; ``"bwd"`` (caches made
+        with ``cache.backward=true``): field t is the flow from frame t+1 back to frame t.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        if direction == "bwd" and not self.backward:
+            raise ValueError(f"flow cache {self.path} holds no backward flow; extract with cache.backward=true")
+        flow = self._array(video_id, DIRECTIONS[direction])
         if start < 0 or start + length > flow.shape[0]:
             raise IndexError(f"flow [{start}, {start + length}) out of range for {video_id!r} "
                              f"with {flow.shape[0]} fields")
-        return flow[start:start + length]
+        return self._slice(flow, start, start + length)
 
-    def status(self, video_id: str, source: Mapping[str, Any]) -> str | None:
-        """``"complete"`` or ``"failed"`` if the video was processed from this very source file, else None."""
-        try:
-            attrs = self.root[f"videos/{video_id}"].attrs
-        except KeyError:
-            return None
-        if attrs.get("source") != dict(source):
-            return None
-        return attrs.get("status")
+    # -- writing -----------------------------------------------------------------------------
+    def _staging(self, video_id: str) -> tuple[Path, str]:
+        # quote() escapes "+" and every glob wildcard, so "<quoted id>+*" matches exactly this
+        # video's leftovers.
+        prefix = quote(video_id, safe="") + "+"
+        return self.path / "incoming" / f"{prefix}{uuid.uuid4().hex}", prefix
 
-    # -- writing ---------------------------------------------------------------------------
-    def _fresh_group(self, video_id: str) -> zarr.Group:
-        # A group without a status is what an interrupted writer left: drop it and start over.
-        key = f"videos/{video_id}"
+    def _commit(self, video_id: str, staging: Path, prefix: str) -> None:
+        """Move a completely written group from ``incoming/`` to ``videos/<id>`` (replacing any old one)."""
+        target = self._video_dir(video_id)
+        parent = self.path / "videos"
+        for part in video_id.split("/")[:-1]:  # class folders must be groups for Zarr to walk them
+            parent = parent / part
+            if not (parent / "zarr.json").is_file():
+                zarr.open_group(parent, mode="a")
         self._arrays = {k: v for k, v in self._arrays.items() if k[0] != video_id}
-        if key in self.root:
-            del self.root[key]
-        return self.root.require_group(key)
+        if target.exists():  # an old record (failed, or from a changed source): move it aside first
+            old = staging.with_name(f"{prefix}{uuid.uuid4().hex}.old")
+            os.rename(target, old)
+            os.rename(staging, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, target)
 
-    def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray, *,
-                    source: Mapping[str, Any], flows_per_chunk: int) -> None:
-        """Store one video's frames (T, H, W, 3) and quantised flow (T-1, 2, H, W), then mark it complete."""
-        if flow_fwd.dtype != np.uint8 or frames.dtype != np.uint8:
+    def _clear_leftovers(self, prefix: str) -> None:
+        for leftover in (self.path / "incoming").glob(prefix + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _write(self, video_id: str, arrays: Mapping[str, tuple[np.ndarray, Mapping[str, Any], int]],
+               attrs: Mapping[str, Any]) -> None:
+        staging, prefix = self._staging(video_id)
+        self._clear_leftovers(prefix)
+        try:
+            group = zarr.open_group(staging, mode="w")
+            for name, (data, codec, per_chunk) in arrays.items():
+                serializer, *compressors = chunk_codecs(codec)
+                chunk = (min(per_chunk, data.shape[0]),) + data.shape[1:]
+                shard = (-(-data.shape[0] // chunk[0]) * chunk[0],) + data.shape[1:]
+                group.create_array(name, shape=data.shape, dtype="uint8", chunks=chunk, shards=shard,
+                                   serializer=serializer, compressors=compressors)[:] = data
+            group.attrs.update({**attrs, "settings": self.fingerprint, "versions": library_versions()})
+            self._commit(video_id, staging, prefix)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray,
+                    flow_bwd: np.ndarray | None = None, *, source: Mapping[str, Any]) -> None:
+        """Store one video's frames (T, H, W, 3) and quantised flow (T-1, 2, H, W) atomically, as complete.
+
+        ``flow_bwd`` (field t: from frame t+1 to frame t) is required exactly when the cache
+        stores backward flow.
+        """
+        if any(a is not None and a.dtype != np.uint8 for a in (frames, flow_fwd, flow_bwd)):
             raise TypeError("frames and flow must be uint8 (quantise the flow first)")
-        group = self._fresh_group(video_id)
-        # One shard per array keeps a video to a handful of files; chunks of a few fields keep
-        # random reads of an L-stack from decompressing the whole video.
-        for name, data in (("frames", frames), ("flow_fwd", flow_fwd)):
-            chunk = (min(flows_per_chunk, data.shape[0]),) + data.shape[1:]
-            shard = (-(-data.shape[0] // chunk[0]) * chunk[0],) + data.shape[1:]
-            array = group.create_array(name, shape=data.shape, dtype="uint8", chunks=chunk, shards=shard,
-                                       compressors=self._codec)
-            array[:] = data
-        group.attrs.update({"status": COMPLETE, "source": dict(source)})
+        if (flow_bwd is not None) != self.backward:
+            raise ValueError(f"this cache {'needs' if self.backward else 'takes no'} backward flow "
+                             f"(cache.backward={str(self.backward).lower()})")
+        if flow_fwd.shape[0] != frames.shape[0] - 1 or (flow_bwd is not None and flow_bwd.shape != flow_fwd.shape):
+            raise ValueError(f"expected T-1 = {frames.shape[0] - 1} flow fields per direction, got "
+                             f"{flow_fwd.shape[0]}" + ("" if flow_bwd is None else f" and {flow_bwd.shape[0]}"))
+        arrays = {"frames": (frames, self.layout.frames_codec, self.layout.frames_per_chunk),
+                  "flow_fwd": (flow_fwd, self.layout.flow_codec, self.layout.flows_per_chunk)}
+        if flow_bwd is not None:
+            arrays["flow_bwd"] = (flow_bwd, self.layout.flow_codec, self.layout.flows_per_chunk)
+        self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source)})
 
     def mark_failed(self, video_id: str, reason: str, *, source: Mapping[str, Any]) -> None:
         """Record that a video could not be extracted, and why."""
-        self._fresh_group(video_id).attrs.update({"status": FAILED, "reason": reason, "source": dict(source)})
+        self._write(video_id, {}, {"status": FAILED, "reason": reason, "source": dict(source)})

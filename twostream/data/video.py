@@ -22,11 +22,14 @@ def resize_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
-def read_frames(path: str | Path, short_side: int | None = None, min_frames: int = 1) -> np.ndarray:
+def read_frames(path: str | Path, short_side: int | None = None, min_frames: int = 1,
+                min_fraction: float | None = None) -> np.ndarray:
     """All frames of ``path`` as uint8 RGB (T, H, W, 3), optionally resized on the short side.
 
-    Raises :class:`VideoDecodeError` if the file is missing, zero-byte, cannot be opened, or
-    decodes to fewer than ``min_frames`` frames.
+    Raises :class:`VideoDecodeError` if the file is missing, zero-byte, cannot be opened,
+    decodes to fewer than ``min_frames`` frames, or (with ``min_fraction``) to fewer than that
+    fraction of the frame count its header promises: OpenCV stops quietly where a truncated or
+    damaged file ends, so the count is the only sign of it.
     """
     path = Path(path)
     if not path.is_file():
@@ -36,6 +39,7 @@ def read_frames(path: str | Path, short_side: int | None = None, min_frames: int
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise VideoDecodeError(f"{path}: OpenCV cannot open it as a video")
+    promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # <= 0 when the container does not say
     frames = []
     try:
         while True:
@@ -47,4 +51,7 @@ def read_frames(path: str | Path, short_side: int | None = None, min_frames: int
         capture.release()
     if len(frames) < min_frames:
         raise VideoDecodeError(f"{path}: decoded {len(frames)} frame(s), need at least {min_frames}")
+    if min_fraction is not None and len(frames) < min_fraction * promised:
+        raise VideoDecodeError(f"{path}: truncated or damaged: its header promises {promised} frames, "
+                               f"OpenCV decoded {len(frames)}")
     return np.stack(frames)
