@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import colorsys
 import json
+import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 from wandb.proto import wandb_internal_pb2 as pb
 
 from twostream.tracking import find_runs, read_offline_run, start_run
+from twostream.tracking.flowviz import flow_to_rgb
+from twostream.tracking.provenance import fingerprint_id, git_state
 
 
 def _tracking_cfg(mode: str, root: Path) -> DictConfig:
@@ -41,6 +48,7 @@ def test_offline_run_reads_back(tmp_path: Path) -> None:
     assert run.summary["loss"] == 0.25
     assert (run.job_type, run.group, run.name) == ("train_spatial", "exp1", "exp1-train_spatial")
     assert run.artifacts == ["spatial-weights"]
+    assert run.artifact_files == {"spatial-weights": ["weights.txt"]}
     assert run.exit_code == 0
     # The summary points at the table's JSON file inside the run folder.
     table_ref = run.summary["per_class"]
@@ -148,3 +156,57 @@ def test_disabled_writes_nothing(tmp_path: Path) -> None:
 def test_unknown_mode_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tracking.mode"):
         start_run(_tracking_cfg("dryrun", tmp_path), stage="test", group="exp5", config={})
+
+
+def test_flow_colours_follow_the_hsv_wheel() -> None:
+    # Direction -> hue (right = red, down = 90 degrees, ...), magnitude / max -> value.
+    angles = np.deg2rad([0, 90, 180, 270, 45, 0])
+    magnitudes = np.array([2.0, 2.0, 2.0, 2.0, 1.0, 0.0])
+    flow = np.stack([magnitudes * np.cos(angles), magnitudes * np.sin(angles)])[:, None, :].astype(np.float32)
+    image = flow_to_rgb(flow)[0]
+    for pixel, angle, magnitude in zip(image, np.rad2deg(angles), magnitudes, strict=True):
+        expected = np.array(colorsys.hsv_to_rgb(angle / 360, 1.0, magnitude / 2.0)) * 255
+        np.testing.assert_allclose(pixel, expected, atol=3)  # OpenCV's hue has 2-degree steps
+    assert tuple(image[0]) == (255, 0, 0) and tuple(image[-1]) == (0, 0, 0)
+    # A shared scale: half the given maximum is half as bright.
+    assert flow_to_rgb(flow, max_magnitude=4.0)[0, 0, 0] == 128
+
+
+def test_logged_images_are_read_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8) for _ in range(2)]
+    with start_run(_tracking_cfg("offline", tmp_path), stage="extract", group="exp6", config={}) as tracker:
+        tracker.log_images("flow_samples", images, ["first", "second"])
+    logged = read_offline_run(tracker.run_dir).summary["flow_samples"]
+    assert logged["captions"] == ["first", "second"]
+    for image, name in zip(images, logged["filenames"], strict=True):
+        png = cv2.imread(str(tracker.run_dir / "files" / name), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(png[..., ::-1], image)  # lossless PNG, OpenCV reads BGR
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git program")
+def test_git_state_names_the_commit_and_sees_local_changes(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    _git(repo, "add", "code.py")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    head = (repo / ".git" / "HEAD").read_text().split()[-1]
+    commit = (repo / ".git" / head).read_text().strip()
+    assert git_state(repo) == {"commit": commit, "dirty": False}
+    (repo / "code.py").write_text("x = 2\n")
+    assert git_state(repo) == {"commit": commit, "dirty": True}
+    (tmp_path / "plain").mkdir()
+    assert git_state(tmp_path / "plain") == {"commit": None, "dirty": None}
+
+
+def test_fingerprint_id_ignores_key_order_but_not_values() -> None:
+    a = {"estimator": "dis", "params": {"preset": "fast", "finest_scale": None}, "bound": 20}
+    b = {"bound": 20, "params": {"finest_scale": None, "preset": "fast"}, "estimator": "dis"}
+    assert fingerprint_id(a) == fingerprint_id(b)
+    assert fingerprint_id(a) != fingerprint_id(a | {"bound": 16})

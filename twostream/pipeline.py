@@ -11,11 +11,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from twostream.cache import cache_fingerprint
 from twostream.cache.extract import run_extract
 from twostream.data.catalog import load_split_lists
 from twostream.errors import StageError
 from twostream.fusion.stage import run_fuse
 from twostream.tracking import start_run
+from twostream.tracking.outputs import log_stage_outputs
+from twostream.tracking.provenance import run_provenance
 from twostream.train.distributed import barrier, init_distributed
 from twostream.train.stage import run_test, run_train
 
@@ -42,6 +45,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     log.info("%s: %s split %d, %d classes, %d train / %d test videos", cfg.name, cfg.dataset.name,
              cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
     results = None
     for stage in stages:
@@ -61,6 +65,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                     run_test(cfg, lists, stream, tracker)
                 else:
                     results = run_fuse(cfg, lists, tracker)
+                log_stage_outputs(tracker, cfg, lists, stage, stream)
             if stage != "train":
                 barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)

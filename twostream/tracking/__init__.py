@@ -23,12 +23,13 @@ import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import wandb
 from omegaconf import DictConfig, OmegaConf
 from wandb.proto import wandb_internal_pb2 as pb
@@ -61,6 +62,12 @@ class Tracker:
         self.run_dir: Path | None = Path(run.settings.sync_dir) if run is not None else None
         self._log_file: Path | None = Path(run.settings.sync_file) if run is not None else None
 
+    @property
+    def enabled(self) -> bool:
+        """False when tracking is disabled: then every method is a no-op, and callers can skip the
+        work of preparing what they would log."""
+        return self._run is not None
+
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log one history row; `step` must not decrease (wandb drops older steps with a warning)."""
         if self._run is not None:
@@ -76,20 +83,36 @@ class Tracker:
         if self._run is not None:
             self._run.log({key: wandb.Table(columns=columns, data=rows)})
 
-    def log_artifact(self, path: str | Path, name: str, type: str) -> None:
-        """Log a file or a directory as a W&B artifact called `name` of the given `type`."""
+    def log_images(self, key: str, images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
+        """Log RGB uint8 images (H, W, 3) under `key`, each with its caption."""
+        if self._run is not None:
+            self._run.log({key: [wandb.Image(image, caption=caption)
+                                 for image, caption in zip(images, captions, strict=True)]})
+
+    def log_confusion_matrix(self, key: str, labels: Sequence[int], predictions: Sequence[int],
+                             class_names: Sequence[str]) -> None:
+        """Log a confusion matrix chart (its counts are a table: Actual, Predicted, nPredictions)."""
+        if self._run is not None:
+            chart = wandb.plot.confusion_matrix(y_true=[int(v) for v in labels],
+                                                preds=[int(v) for v in predictions],
+                                                class_names=list(class_names), title=key)
+            self._run.log({key: chart})
+
+    def log_artifact(self, paths: str | Path | Sequence[str | Path], name: str, type: str) -> None:
+        """Log files and directories as one W&B artifact called `name` of the given `type`."""
         if self._run is None:
             return
-        path = Path(path)
         artifact = wandb.Artifact(name, type=type)
-        # "immutable": reference the files in place instead of copying them into wandb's staging
-        # area in the user's home; our outputs are not rewritten after being logged.
-        if path.is_dir():
-            artifact.add_dir(str(path), policy="immutable")
-        elif path.is_file():
-            artifact.add_file(str(path), policy="immutable")
-        else:
-            raise FileNotFoundError(f"artifact path does not exist: {path}")
+        for path in [paths] if isinstance(paths, str | Path) else paths:
+            path = Path(path)
+            # "immutable": reference the files in place instead of copying them into wandb's staging
+            # area in the user's home; our outputs are not rewritten after being logged.
+            if path.is_dir():
+                artifact.add_dir(str(path), policy="immutable")
+            elif path.is_file():
+                artifact.add_file(str(path), policy="immutable")
+            else:
+                raise FileNotFoundError(f"artifact path does not exist: {path}")
         self._run.log_artifact(artifact)
 
     def finish(self, exit_code: int | None = None) -> None:
@@ -172,6 +195,7 @@ class OfflineRun:
     job_type: str | None
     group: str | None
     artifacts: list[str]  # names of artifacts logged with Tracker.log_artifact
+    artifact_files: dict[str, list[str]]  # artifact name -> the paths of its files (as in its manifest)
     exit_code: int | None = None  # None when the run never finished (killed, or still running)
     git_commit: str | None = None  # recorded by wandb when the working directory is in a git repo
     name: str | None = None  # the run's display name
@@ -187,8 +211,10 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
     summary: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     artifacts: list[str] = []
+    artifact_files: dict[str, list[str]] = {}
     out = OfflineRun(
-        config=config, summary=summary, history=history, job_type=None, group=None, artifacts=artifacts
+        config=config, summary=summary, history=history, job_type=None, group=None, artifacts=artifacts,
+        artifact_files=artifact_files,
     )
     for record in _iter_records(_wandb_file(run_dir)):
         kind = record.WhichOneof("record_type")
@@ -209,6 +235,7 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
         elif kind == "artifact" and record.artifact.type != "run_table":
             # run_table artifacts are created by wandb itself for each logged table.
             artifacts.append(record.artifact.name)
+            artifact_files[record.artifact.name] = [e.path for e in record.artifact.manifest.contents]
         elif kind == "exit":
             out.exit_code = record.exit.exit_code
     # "_wandb" holds wandb's own bookkeeping, not values the stage logged.
