@@ -1,10 +1,20 @@
 """Late fusion checked against independent numpy / scikit-learn computations."""
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from sklearn.metrics import confusion_matrix
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
-from twostream.fusion import average_fusion, fit_svm_fusion, svm_features
+from twostream.data.splits import SplitLists
+from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy, svm_features
+from twostream.fusion.stage import run_fuse
+from twostream.tracking import read_offline_run, start_run
+from twostream.train.evaluate import Scores, scores_path
 
 
 def softmax(z):
@@ -54,3 +64,87 @@ def test_fusion_of_complementary_streams_beats_each_stream():
     # Each stream alone can only narrow the class down to 4 (spatial) or 3 (temporal) candidates.
     assert accuracy["spatial"] < 0.5 and accuracy["temporal"] < 0.5, accuracy
     assert accuracy["average"] > 0.8 and accuracy["svm"] > 0.8, accuracy
+
+
+def test_per_class_accuracy_matches_confusion_matrix():
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 0, 0, 1, 1, 3, 3, 3, 3])  # class 2 has no video
+    scores = softmax(rng.normal(size=(len(labels), 4)))
+    matrix = confusion_matrix(labels, scores.argmax(1), labels=range(4))
+    with np.errstate(invalid="ignore"):
+        expected = np.diag(matrix) / matrix.sum(1)
+    np.testing.assert_array_equal(per_class_accuracy(scores, labels, 4), expected)
+    assert np.isnan(per_class_accuracy(scores, labels, 4)[2])
+
+
+def test_saved_svm_reloads_to_the_same_decisions(tmp_path):
+    rng = np.random.default_rng(4)
+    labels, spatial, temporal = complementary_scores(rng)
+    fused = fit_svm_fusion([spatial, temporal], labels, C_grid=[0.1, 1], cv_folds=3, max_iter=10000, seed=0)
+    fused.save(tmp_path / "fusion" / "svm.pkl", ["spatial", "temporal"])
+    loaded, streams = SvmFusion.load(tmp_path / "fusion" / "svm.pkl")
+    assert streams == ["spatial", "temporal"] and loaded.C == fused.C
+    np.testing.assert_array_equal(loaded.decision([spatial, temporal]), fused.decision([spatial, temporal]))
+
+
+def _write_scores(output_dir: Path, stream: str, subset: str, labels, scores, classes) -> None:
+    ids = np.array([f"{classes[label]}/v_{subset}_{i:03d}" for i, label in enumerate(labels)])
+    Scores(ids, labels.astype(np.int64), scores, np.array(classes)).save(scores_path(output_dir, stream, subset))
+
+
+def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
+    """Spatial + temporal + a third, uninformative stream: fused score files, the SVM, the results
+    and the W&B run all agree with an independent computation."""
+    rng = np.random.default_rng(5)
+    classes = [f"class{k:02d}" for k in range(12)]
+    out = tmp_path / "out"
+    streams = {}
+    for subset in ("train", "test"):
+        labels, spatial, temporal = complementary_scores(rng, n_per_class=6)
+        noise = softmax(rng.normal(size=spatial.shape)).astype(np.float32)
+        streams[subset] = labels, {"spatial": spatial, "temporal": temporal, "noise": noise}
+        for name, scores in streams[subset][1].items():
+            _write_scores(out, name, subset, labels, scores, classes)
+    cfg = OmegaConf.create({"name": "three", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
+                            "paths": {"output_dir": str(out)}, "streams": {s: {} for s in streams["test"][1]},
+                            "fusion": {"svm": {"C_grid": [0.1, 1, 10], "cv_folds": 3, "max_iter": 10000}}})
+    tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
+    with start_run(tracking, stage="fuse", group="three", config={}) as tracker:
+        results = run_fuse(cfg, SplitLists(classes, [], []), tracker)
+
+    test_labels, test_scores = streams["test"]
+    train_labels, train_scores = streams["train"]
+    reference = LinearSVC(multi_class="crammer_singer", C=results["svm_C"], max_iter=10000, random_state=0).fit(
+        np.hstack([normalize(s) for s in train_scores.values()]), train_labels)
+    expected = {name: s for name, s in test_scores.items()}
+    expected["fusion_average"] = np.mean(list(test_scores.values()), axis=0)
+    expected["fusion_svm"] = reference.decision_function(np.hstack([normalize(s) for s in test_scores.values()]))
+    assert list(results["accuracy"]) == list(expected)
+    for method, scores in expected.items():
+        assert results["accuracy"][method] == pytest.approx(float((scores.argmax(1) == test_labels).mean()))
+        matrix = confusion_matrix(test_labels, scores.argmax(1), labels=range(12))
+        assert results["per_class_accuracy"][method] == pytest.approx(list(np.diag(matrix) / matrix.sum(1)))
+    for method in ("fusion_average", "fusion_svm"):
+        fused = Scores.load(scores_path(out, method, "test"))
+        np.testing.assert_allclose(fused.scores, expected[method], rtol=1e-5, atol=1e-6)
+        assert list(fused.video_ids) == list(Scores.load(scores_path(out, "spatial", "test")).video_ids)
+    assert results["accuracy"]["fusion_svm"] > max(results["accuracy"][s] for s in test_scores)
+    svm, order = SvmFusion.load(out / "fusion" / "svm.pkl")
+    assert order == ["spatial", "temporal", "noise"]
+    np.testing.assert_allclose(svm.decision(list(test_scores.values())), expected["fusion_svm"], rtol=1e-5)
+    assert json.loads((out / "results.json").read_text()) == results
+    assert "| class11 |" in (out / "results.md").read_text()
+
+    run = read_offline_run(tracker.run_dir)
+    for method, value in results["accuracy"].items():
+        assert run.summary[f"accuracy/{method}"] == pytest.approx(value)
+    per_class = json.loads((tracker.run_dir / "files" / run.summary["per_class_accuracy"]["path"]).read_text())
+    assert per_class["columns"] == ["class", *expected]
+    assert [row[0] for row in per_class["data"]] == classes
+    assert [row[-1] for row in per_class["data"]] == pytest.approx(results["per_class_accuracy"]["fusion_svm"])
+    confusion = json.loads((tracker.run_dir / "files" / run.summary["confusion/fusion_svm_table"]["path"]).read_text())
+    counts = {(actual, predicted): n for actual, predicted, n in confusion["data"]}
+    matrix = confusion_matrix(test_labels, expected["fusion_svm"].argmax(1), labels=range(12))
+    assert counts == {(classes[i], classes[j]): matrix[i, j] for i in range(12) for j in range(12)}
+    assert run.artifact_files == {"three-results": ["results.json", "results.md"],
+                                  "three-fusion": ["fusion_average_test.npz", "fusion_svm_test.npz", "svm.pkl"]}

@@ -1,9 +1,12 @@
 """Late fusion of the streams' per-video softmax scores: averaging and a linear SVM."""
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import sklearn
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import LinearSVC
 
@@ -19,6 +22,14 @@ def svm_features(stream_scores: Sequence[np.ndarray]) -> np.ndarray:
                            for s in stream_scores], axis=1)
 
 
+def per_class_accuracy(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Accuracy over each class's videos, (num_classes,); NaN for a class with no video."""
+    hits = np.bincount(labels, weights=scores.argmax(1) == labels, minlength=num_classes)
+    counts = np.bincount(labels, minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hits / counts
+
+
 @dataclass
 class SvmFusion:
     """A fitted Crammer-Singer linear SVM over the streams' scores, and the C that CV chose."""
@@ -29,6 +40,23 @@ class SvmFusion:
     def decision(self, stream_scores: Sequence[np.ndarray]) -> np.ndarray:
         """(N, C) class scores of the fused model."""
         return self.svm.decision_function(svm_features(stream_scores))
+
+    def save(self, path: Path, streams: Sequence[str]) -> None:
+        """Pickle the model with the stream order its features expect and the scikit-learn version.
+
+        Like any pickle, load it only from a source you trust.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            pickle.dump({"svm": self.svm, "C": self.C, "streams": list(streams),
+                         "sklearn_version": sklearn.__version__}, f)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple["SvmFusion", list[str]]:
+        """A model written by :meth:`save`, and its stream order."""
+        with path.open("rb") as f:
+            state = pickle.load(f)
+        return cls(state["svm"], state["C"]), state["streams"]
 
 
 def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C_grid: Sequence[float],
