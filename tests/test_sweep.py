@@ -1,0 +1,208 @@
+"""The Optuna sweeper: search spaces, reporting epochs to a trial, and real multiruns on the command line."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import optuna
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from test_pipeline import REPO, twostream
+
+from twostream.sweep.space import format_value, parse_search_space
+from twostream.sweep.study import PRUNING_ATTR, report_epoch
+from twostream.sweep.sweeper import objective_value
+from twostream.tracking import find_runs, read_offline_run
+
+# The temporal stream alone on the smallest synthetic set, one epoch: a trial takes a few seconds.
+TINY_SWEEP = [
+    "+experiment=sweep_temporal", "name=tiny_sweep", "progress=false",
+    "dataset.generator.groups_per_class=3", "dataset.generator.clips_per_group=1",
+    "dataset.generator.test_groups=1", "dataset.generator.num_frames=16",
+    "streams.temporal.epochs=1", "train.samples_per_video=1", "train.val_positions=1",
+    "test.num_positions=1", "test.crops=1", "streams.temporal.L=choice(2,3)",
+]
+SEARCHED = {"streams.temporal.stacking", "streams.temporal.L", "streams.temporal.mean_subtraction",
+            "streams.temporal.dropout"}
+
+
+def parse(lines):
+    return parse_search_space(lines, OverridesParser.create())
+
+
+def test_sweep_forms_become_optuna_distributions():
+    space, fixed = parse(["a=choice(0.5, 0.9)", "b=range(2, 11, 4)", "c=interval(0.1, 1.0)",
+                          "d=tag(log, interval(1e-4, 1e-1))", "e=tag(int, interval(1, 8))", "f=x,y", "g=3", "+h=on"])
+    assert space == {"a": CategoricalDistribution([0.5, 0.9]), "b": IntDistribution(2, 10, step=4),
+                     "c": FloatDistribution(0.1, 1.0), "d": FloatDistribution(1e-4, 1e-1, log=True),
+                     "e": IntDistribution(1, 8), "f": CategoricalDistribution(["x", "y"])}
+    assert fixed == ["g=3", "+h=on"]
+
+
+def test_later_lines_win_so_the_command_line_overrides_the_configured_space():
+    space, fixed = parse(["a=choice(1, 2)", "b=choice(x, y)", "a=5", "b=choice(z)"])
+    assert space == {"b": CategoricalDistribution(["z"])} and fixed == ["a=5"]
+
+
+def test_unusable_spaces_are_refused():
+    with pytest.raises(ValueError, match="numbers, strings"):
+        parse(["a=choice([1, 2], [3])"])
+    with pytest.raises(ValueError, match="glob"):
+        parse(["model=glob(*)"])
+
+
+@pytest.mark.parametrize("value", ["optical_flow", "10", "true", "null", "it's", "a b", r"back\slash",
+                                   "postgresql://user:p@ss@host:5432/db?x=1&y=2", 0.5, 1e-5, 3, True, None])
+def test_sampled_values_parse_back_as_themselves(value):
+    override = OverridesParser.create().parse_override(f"key={format_value(value)}")
+    assert override.value() == value and type(override.value()) is type(value)
+
+
+def test_objective_is_read_from_the_returned_results():
+    results = {"accuracy": {"temporal": 0.25, "fusion_svm": 0.5}}
+    assert objective_value(results, "accuracy.temporal") == 0.25
+    with pytest.raises(KeyError, match="'spatial'.*temporal, fusion_svm"):
+        objective_value(results, "accuracy.spatial")
+    with pytest.raises(ValueError, match="fuse stage"):
+        objective_value(None, "accuracy.temporal")
+
+
+def _study_with_one_finished_trial(tmp_path, pruner):
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    done = study.ask()
+    for epoch, value in enumerate([0.5, 0.6, 0.7], start=1):
+        done.report(value, epoch)
+    study.tell(done, 0.7)
+    trial = study.ask()
+    trial.set_user_attr(PRUNING_ATTR, {"stream": "temporal", "metric": "val/accuracy", "pruner": pruner})
+    trial_cfg = OmegaConf.create({"trial": {"storage": str(tmp_path / "study.journal"), "study": "s",
+                                            "number": trial.number}})
+    return study, trial, trial_cfg
+
+
+def test_report_epoch_reports_through_the_storage_and_prunes_a_worse_trial(tmp_path):
+    pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
+    study, trial, cfg = _study_with_one_finished_trial(tmp_path, pruner)
+    report_epoch(cfg, "spatial", 1, {"val/accuracy": 0.0})  # another stream: not reported
+    report_epoch(cfg, "temporal", 1, {"val/accuracy": 0.55, "train/loss": 1.0})  # above the median
+    with pytest.raises(optuna.TrialPruned, match="epoch 2"):
+        report_epoch(cfg, "temporal", 2, {"val/accuracy": 0.1})  # below the finished trial's 0.6
+    assert study.trials[trial.number].intermediate_values == {1: 0.55, 2: 0.1}
+
+
+def test_report_epoch_names_a_metric_that_training_does_not_log(tmp_path):
+    _, _, cfg = _study_with_one_finished_trial(tmp_path, {"_target_": "optuna.pruners.NopPruner"})
+    with pytest.raises(KeyError, match="val/accuracy.*train/loss.*hydra.sweeper.pruning.metric"):
+        report_epoch(cfg, "temporal", 1, {"train/loss": 1.0})
+
+
+def test_report_epoch_does_nothing_outside_a_sweep():
+    report_epoch(OmegaConf.create({"name": "x"}), "temporal", 1, {"val/accuracy": 0.5})
+
+
+def load_study(path, name="tiny_sweep"):
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory):
+    """Three trials, W&B disabled; returns the working folder and the trials as they were then."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    result = twostream("-m", *TINY_SWEEP, "hydra.sweeper.n_trials=3", "tracking.mode=disabled", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials
+
+
+def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
+    cwd, trials = first_sweep
+    assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(3)]
+    for trial in trials:
+        folder = cwd / "multirun/tiny_sweep" / f"trial_{trial.number}"
+        assert trial.user_attrs["output_dir"] == str(folder)
+        assert set(trial.params) == SEARCHED and trial.params["streams.temporal.L"] in (2, 3)
+        # The objective is the trial's own temporal accuracy ...
+        results = json.loads((folder / "results.json").read_text())
+        assert trial.value == results["accuracy"]["temporal"]
+        # ... and the trial ran with the parameters the study proposed, on the temporal stream alone.
+        config = OmegaConf.load(folder / ".hydra/config.yaml")
+        assert list(config.streams) == ["temporal"]
+        for key, value in trial.params.items():
+            assert OmegaConf.select(config, key) == value
+        assert config.trial.number == trial.number and config.name == "tiny_sweep"
+        assert (folder / "checkpoints/temporal.pt").is_file()
+
+
+def test_disabled_tracking_writes_nothing(first_sweep):
+    cwd, _ = first_sweep
+    assert not [p for p in cwd.rglob("*") if "wandb" in p.name], "tracking.mode=disabled wrote W&B files"
+
+
+@pytest.fixture(scope="module")
+def rerun(first_sweep):
+    """The same command again, one trial, with a pruner that prunes at the first report, and W&B on."""
+    cwd, _ = first_sweep
+    always_prune = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.lower=1.1",
+                    "~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps"]
+    result = twostream("-m", *TINY_SWEEP, "hydra.sweeper.n_trials=1", "tracking.mode=offline", *always_prune, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials
+
+
+def test_rerunning_continues_the_study_and_pruning_stops_a_trial(first_sweep, rerun):
+    _, before = first_sweep
+    cwd, trials = rerun
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert [(t.params, t.value, t.state) for t in trials[:3]] == [(t.params, t.value, t.state) for t in before]
+    pruned = trials[3]
+    assert pruned.state == TrialState.PRUNED
+    folder = cwd / "multirun/tiny_sweep/trial_3"
+    assert not (folder / "results.json").exists()  # stopped after training's first epoch
+    # The pruner saw the validation accuracy the train stage logged for epoch 1.
+    train = [read_offline_run(p) for p in find_runs(folder / "wandb")][-1]
+    assert train.job_type == "train_temporal" and train.exit_code == 1
+    assert pruned.intermediate_values == {1: train.history[-1]["val/accuracy"]}
+
+
+def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(rerun):
+    cwd, _ = rerun
+    runs = [read_offline_run(p) for p in find_runs(cwd / "multirun/tiny_sweep/trial_3/wandb")]
+    assert [r.job_type for r in runs] == ["extract", "train_temporal"]
+    assert {r.group for r in runs} == {"tiny_sweep"}
+    extract = runs[0]
+    provenance = extract.config["provenance"]
+    assert provenance["cache_fingerprint"]["estimator"] == extract.config["flow"]["name"]
+    assert provenance["cache_fingerprint"]["bound"] == extract.config["cache"]["bound"]
+    if shutil.which("git") and (REPO / ".git").exists():
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert provenance["git"]["commit"] == head.strip()
+    samples = extract.summary["flow_samples"]
+    assert samples["count"] == 4 and all(" flow (max " in c for c in samples["captions"])
+
+
+def test_two_workers_share_one_journal(first_sweep):
+    """Two sweeper processes at once on one study: every trial is run once, by one of them."""
+    cwd, _ = first_sweep
+    journal = cwd / "shared.journal"
+    command = [sys.executable, "-m", "twostream", "-m", *TINY_SWEEP, "hydra.sweeper.n_trials=1",
+               "tracking.mode=disabled", "hydra.sweeper.pruner=null", "hydra.sweeper.study_name=shared",
+               f"hydra.sweeper.storage={journal}", "hydra.sweep.dir=multirun/shared"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"PYTHONPATH": str(REPO)}
+    workers = [subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr[-3000:]
+    trials = load_study(journal, "shared").trials
+    assert sorted(t.number for t in trials) == [0, 1]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    for trial in trials:
+        results = json.loads((cwd / f"multirun/shared/trial_{trial.number}/results.json").read_text())
+        assert trial.value == results["accuracy"]["temporal"]

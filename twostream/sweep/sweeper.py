@@ -1,0 +1,148 @@
+"""A Hydra sweeper that runs an Optuna study: each trial is one Hydra job, launched by any launcher.
+
+Per batch of ``parallel_trials`` trials it asks the study for parameters (Optuna's ask/tell API),
+hands the jobs to the configured Hydra launcher (in this process, joblib workers, Slurm through
+submitit) and tells the study each job's objective, read from the dict the task returned.
+Re-running the same command continues the study in its storage; several such commands (workers)
+may share one study. Configured in ``conf/hydra/sweeper/optuna.yaml``.
+"""
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from twostream.sweep.space import format_value, parse_search_space, trial_overrides
+from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PRUNING_ATTR, open_storage
+
+log = logging.getLogger(__name__)
+
+
+def objective_value(returned: Any, key: str) -> float:
+    """The number at dotted ``key`` (e.g. ``accuracy.temporal``) in what the task returned."""
+    if returned is None:
+        raise ValueError(f"the job returned no results, so there is no objective {key!r}: the fuse stage "
+                         "must run in every trial (stage=all or stage=fuse)")
+    node = returned
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            keys = ", ".join(node) if isinstance(node, Mapping) else type(node).__name__
+            raise KeyError(f"objective {key!r}: no {part!r} in the job's results (there: {keys}); "
+                           "set hydra.sweeper.objective")
+        node = node[part]
+    return float(node)
+
+
+class OptunaSweeper(Sweeper):
+    """Optuna's ask/tell loop over Hydra jobs; see ``conf/hydra/sweeper/optuna.yaml`` for the settings."""
+
+    def __init__(self, *, study_name: str, storage: str, direction: str, objective: str, n_trials: int,
+                 parallel_trials: int, sampler: DictConfig, pruner: DictConfig | None,
+                 pruning: DictConfig, params: DictConfig | None) -> None:
+        super().__init__()
+        if n_trials < 1 or parallel_trials < 1:
+            raise ValueError(f"hydra.sweeper.n_trials ({n_trials}) and parallel_trials ({parallel_trials}) "
+                             "must be at least 1")
+        self.study_name, self.direction, self.objective = study_name, direction, objective
+        # A journal file is named by an absolute path, so that jobs started elsewhere find it.
+        self.storage = storage if "://" in storage else os.path.abspath(storage)
+        self.n_trials, self.parallel_trials = n_trials, parallel_trials
+        self.sampler_cfg, self.pruner_cfg, self.pruning = sampler, pruner, pruning
+        self.params = {str(k): str(v) for k, v in (params or {}).items()}
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> optuna.Study:
+        """Run ``n_trials`` more trials of the study; command-line sweeps override ``params``."""
+        assert self.hydra_context is not None and self.config is not None and self.launcher is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        space, fixed = parse_search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments), parser)
+        if not space:
+            raise ValueError("the sweep has no search space: give hydra.sweeper.params (or sweep overrides "
+                             "such as 'streams.temporal.dropout=choice(0.5,0.9)')")
+        study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage),
+                                    sampler=instantiate(self.sampler_cfg), direction=self.direction,
+                                    load_if_exists=True)
+        study.set_user_attr(OBJECTIVE_ATTR, self.objective)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        log.info("study %r in %s: %d trials so far, %d more; searching %s", self.study_name, self.storage,
+                 len(study.trials), self.n_trials, ", ".join(space))
+        pruning = None if self.pruner_cfg is None else {
+            "stream": self.pruning.stream, "metric": self.pruning.metric,
+            "pruner": OmegaConf.to_container(self.pruner_cfg, resolve=True)}
+
+        launched = 0
+        while launched < self.n_trials:
+            trials = [study.ask(space) for _ in range(min(self.parallel_trials, self.n_trials - launched))]
+            jobs = []
+            for trial in trials:
+                output_dir = sweep_dir / f"trial_{trial.number}"
+                trial.set_user_attr(PRUNING_ATTR, pruning)
+                trial.set_user_attr(OUTPUT_DIR_ATTR, os.path.abspath(output_dir))
+                jobs.append(self._job_overrides(trial, fixed, output_dir))
+            try:
+                self.validate_batch_is_legal(jobs)
+            except Exception:
+                for trial in trials:
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
+            returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
+            errors = [error for trial, ret in zip(trials, returns, strict=True)
+                      if (error := self._tell(study, trial, ret)) is not None]
+            if errors:
+                raise errors[0]
+            launched += len(trials)
+        self._log_best(study)
+        return study
+
+    def _job_overrides(self, trial: optuna.Trial, fixed: Sequence[str], output_dir: Path) -> list[str]:
+        """The trial's overrides: fixed ones, its parameters, and where it runs and reports."""
+        return [*fixed, *trial_overrides(trial.params),
+                f"++trial.storage={format_value(self.storage)}", f"++trial.study={format_value(self.study_name)}",
+                f"++trial.number={trial.number}",
+                # Every trial trains from scratch in its own folder: a shared one would resume
+                # another trial's checkpoint.
+                f"hydra.sweep.subdir={output_dir.name}", f"paths.output_dir={format_value(str(output_dir))}"]
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> BaseException | None:
+        """Record the job's outcome in the study; return the job's error if it failed."""
+        # JobReturn.return_value re-raises a failed job's exception (and prints a failure line); a
+        # pruned trial raised optuna.TrialPruned on purpose, so look at the stored outcome first.
+        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, optuna.TrialPruned):
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d pruned: %s", trial.number, ret._return_value)
+            return None
+        try:
+            value = objective_value(ret.return_value, self.objective)
+        except Exception as error:
+            study.tell(trial, state=TrialState.FAIL)
+            log.error("trial %d failed: %s", trial.number, error)
+            return error
+        study.tell(trial, value)
+        log.info("trial %d: %s = %.4f  %s", trial.number, self.objective, value, trial.params)
+        return None
+
+    def _log_best(self, study: optuna.Study) -> None:
+        if any(t.state == TrialState.COMPLETE for t in study.trials):
+            best = study.best_trial
+            log.info("best of %d trials: trial %d, %s = %.4f, %s", len(study.trials), best.number,
+                     self.objective, best.value, best.params)
