@@ -1,0 +1,132 @@
+"""`python -m twostream.compare`: tables and plots from run folders or a study, checked against the files."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import optuna
+import pytest
+from omegaconf import OmegaConf
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from sklearn.metrics import confusion_matrix
+
+from twostream.compare import main
+from twostream.report import write_results
+from twostream.tracking import find_runs, read_offline_run
+from twostream.train.evaluate import Scores, scores_path
+
+CLASSES = [f"class{k}" for k in range(6)]
+METHODS = ("temporal", "fusion_average", "fusion_svm")
+
+
+def make_run(folder: Path, L: int, dropout: float, quality: float, seed: int) -> dict:
+    """A run folder as the pipeline leaves it: score files, results.json and .hydra/config.yaml."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASSES)), 4)
+    ids = np.array([f"v{i}" for i in range(len(labels))])
+    accuracy, per_class = {}, {}
+    for method in METHODS:
+        scores = (quality * np.eye(len(CLASSES))[labels] + rng.random((len(labels), len(CLASSES)))).astype(np.float32)
+        Scores(ids, labels, scores, np.array(CLASSES)).save(scores_path(folder, method, "test"))
+        accuracy[method] = float((scores.argmax(1) == labels).mean())
+        matrix = confusion_matrix(labels, scores.argmax(1))
+        per_class[method] = np.diag(matrix) / matrix.sum(1)
+    write_results({"experiment": folder.name, "dataset": "synthetic", "split": 1, "num_classes": len(CLASSES),
+                   "num_test_videos": len(labels), "chance": 1 / len(CLASSES), "svm_C": 1.0,
+                   "accuracy": accuracy}, folder)
+    (folder / ".hydra").mkdir()
+    OmegaConf.save({"name": folder.name, "seed": 0, "paths": {"output_dir": str(folder)},
+                    "streams": {"temporal": {"L": L, "dropout": dropout, "stacking": "optical_flow"}}},
+                   folder / ".hydra/config.yaml")
+    return {"accuracy": accuracy, "per_class": per_class}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    settings = [("a", 5, 0.5, 0.9, 0), ("b", 10, 0.5, 1.4, 1), ("c", 10, 0.9, 0.3, 2)]
+    return {name: (tmp_path / name, make_run(tmp_path / name, L, d, q, s)) for name, L, d, q, s in settings}
+
+
+def pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def test_run_folders_compare_by_their_differing_settings(runs, tmp_path):
+    out = tmp_path / "cmp"
+    main([str(folder) for folder, _ in runs.values()] + ["--out", str(out), "--tracking-mode", "offline"])
+    markdown = (out / "comparison.md").read_text()
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0]]
+    # Only L and dropout differ; names and paths differ too but do not make a different experiment.
+    assert header == ["run", "L", "dropout", *METHODS]
+    body = [[c.strip() for c in row] for row in rows[2:5]]
+    expected_settings = {"a": ["5", "0.5"], "b": ["10", "0.5"], "c": ["10", "0.9"]}
+    for row, (name, (_, made)) in zip(body, runs.items(), strict=True):
+        assert row == [name, *expected_settings[name], *(pct(made["accuracy"][m]) for m in METHODS)]
+    # The per-class table is fusion_svm's (the last method every run has), one column per run.
+    per_class = [[c.strip() for c in line.strip("|").split("|")] for line in
+                 markdown.split("## Per-class accuracy: fusion_svm")[1].splitlines() if line.startswith("|")]
+    assert per_class[0] == ["class", "L=5, dropout=0.5", "L=10, dropout=0.5", "L=10, dropout=0.9"]
+    for i, row in enumerate(per_class[2:]):
+        assert row == [CLASSES[i], *(pct(made["per_class"]["fusion_svm"][i]) for _, made in runs.values())]
+    for name in ("accuracy", "per_class", "fusion_vs_streams"):
+        image = cv2.imread(str(out / f"{name}.png"))
+        assert image is not None and image.shape[0] > 200 and image.shape[1] > 200
+        assert f"![{name}]({name}.png)" in markdown
+
+    # The same numbers in the W&B run.
+    [run_dir] = find_runs(out / "wandb")
+    run = read_offline_run(run_dir)
+    assert run.job_type == "compare" and run.group == "comparison"
+    logged = json.loads((run_dir / "files" / run.summary["comparison"]["path"]).read_text())
+    assert logged["columns"] == header
+    for row, (name, (_, made)) in zip(logged["data"], runs.items(), strict=True):
+        assert row[0] == name and row[3:] == pytest.approx([made["accuracy"][m] for m in METHODS])
+    assert {k for k in run.summary if k.startswith("plots/")} == {"plots/accuracy", "plots/per_class",
+                                                                  "plots/fusion_vs_streams"}
+    assert sorted(run.artifact_files["comparison-comparison"]) == [
+        "accuracy.png", "comparison.md", "fusion_vs_streams.png", "per_class.png"]
+
+
+def test_a_study_is_compared_trial_by_trial_best_first(runs, tmp_path):
+    journal = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="sweep", direction="maximize",
+                                storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.set_user_attr("objective", "accuracy.temporal")
+    # One trial per run folder; the table's settings are the trial's parameters, not the folder's config.
+    for folder, made in runs.values():
+        trial = study.ask({"streams.temporal.L": optuna.distributions.CategoricalDistribution([5, 10]),
+                           "streams.temporal.dropout": optuna.distributions.CategoricalDistribution([0.5, 0.9])})
+        trial.set_user_attr("output_dir", str(folder))
+        study.tell(trial, made["accuracy"]["temporal"])
+    pruned = study.ask({"streams.temporal.L": optuna.distributions.CategoricalDistribution([5, 10])})
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    out = tmp_path / "study_cmp"
+    main(["--study", str(journal), "--out", str(out), "--tracking-mode", "disabled"])
+    markdown = (out / "comparison.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("|")]
+    assert rows[0] == ["trial", "accuracy.temporal", "L", "dropout", *METHODS]
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best_first = sorted(completed, key=lambda t: -t.value)
+    assert [int(r[0]) for r in rows[2:5]] == [t.number for t in best_first]
+    for row, trial in zip(rows[2:5], best_first, strict=True):
+        assert row[1] == pct(trial.value) == row[4]  # the objective is the temporal accuracy
+        assert row[2:4] == [str(trial.params["streams.temporal.L"]), str(trial.params["streams.temporal.dropout"])]
+    assert f"#{pruned.number} pruned (L={pruned.params['streams.temporal.L']})" in markdown
+    assert "## Per-class accuracy: temporal" in markdown  # the objective's method
+    assert not (out / "wandb").exists()
+
+
+def test_bad_inputs_are_named(tmp_path, runs):
+    with pytest.raises(FileNotFoundError, match="nothing/results.json"):
+        main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "o")])  # neither runs nor a study
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "two.journal")))
+    for name in ("first", "second"):
+        optuna.create_study(study_name=name, storage=storage)
+    with pytest.raises(ValueError, match=r"\['first', 'second'\].*--study-name"):
+        main(["--study", str(tmp_path / "two.journal"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,356 @@
+"""Compare runs side by side, from their local files alone: a Markdown table and PNG plots.
+
+    python -m twostream.compare outputs/run_a outputs/run_b --out comparison/
+    python -m twostream.compare --study multirun/sweep_temporal/optuna.journal --out comparison/
+
+A run is an output folder of ``python -m twostream`` (``results.json``, ``scores/*.npz`` and
+``.hydra/config.yaml``); a study is an Optuna storage written by the sweeper (a journal file or
+an RDB URL), whose trials name their output folders. Written into ``--out``:
+
+- ``comparison.md``: one row per run (its differing settings, or the trial's parameters, and the
+  accuracy of every stream and fusion method), then per-class accuracy of one method;
+- ``accuracy.png`` (accuracy per setting), ``per_class.png`` (classes x runs),
+  ``fusion_vs_streams.png`` (each fusion method against the best single stream of its run).
+
+The same tables and plots go to one W&B run (``job_type=compare``), with the ``tracking`` config of
+``conf/`` (``--tracking-mode`` overrides its mode; the offline run lands in ``<out>/wandb``).
+"""
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import optuna
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from twostream.fusion import per_class_accuracy
+from twostream.fusion.stage import FUSION_METHODS
+from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, open_storage
+from twostream.tracking import start_run
+from twostream.train.evaluate import Scores, scores_path
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot is imported)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# Keys that differ between runs without making them different experiments.
+IGNORED_SETTINGS = ("name", "paths", "trial", "tracking", "progress", "stage", "device")
+
+
+@dataclass
+class RunResult:
+    """One run's numbers: accuracy per method, per-class accuracy, and what it was run with."""
+
+    path: Path
+    accuracy: dict[str, float]
+    chance: float
+    classes: list[str]
+    per_class: dict[str, np.ndarray]
+    settings: dict[str, Any] = field(default_factory=dict)  # flattened config, or a trial's params
+    trial: int | None = None
+    objective: float | None = None
+
+
+@dataclass
+class OtherTrial:
+    """A trial of the study without results to compare (pruned, failed, running)."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out |= _flatten(value, f"{prefix}{key}.")
+        return out
+    return {prefix[:-1]: node}
+
+
+def load_run(path: str | Path) -> RunResult:
+    """A run folder's results.json, per-class accuracy from its test score files, and its config."""
+    path = Path(path)
+    results_file = path / "results.json"
+    if not results_file.is_file():
+        raise FileNotFoundError(f"{results_file}: no results; is {path} a run folder whose fuse stage ran?")
+    results = json.loads(results_file.read_text())
+    classes = list(results.get("classes", []))
+    per_class = {}
+    for method in results["accuracy"]:
+        score_file = scores_path(path, method, "test")
+        if score_file.is_file():
+            scores = Scores.load(score_file)
+            classes = classes or [str(c) for c in scores.classes]
+            per_class[method] = per_class_accuracy(scores.scores, scores.labels, len(scores.classes))
+        elif method in results.get("per_class_accuracy", {}):
+            per_class[method] = np.array([math.nan if a is None else a
+                                          for a in results["per_class_accuracy"][method]])
+    config_file = path / ".hydra" / "config.yaml"
+    settings = _flatten(OmegaConf.to_container(OmegaConf.load(config_file))) if config_file.is_file() else {}
+    return RunResult(path, dict(results["accuracy"]), float(results["chance"]), classes, per_class, settings)
+
+
+def load_study(storage: str, study_name: str | None
+               ) -> tuple[str, str | None, list[RunResult], list[OtherTrial]]:
+    """The study's name and objective key, its completed trials as runs (settings = the trial's
+    parameters), and its other trials."""
+    backend = open_storage(storage)
+    names = optuna.get_all_study_names(backend)
+    if study_name is None:
+        if len(names) != 1:
+            raise ValueError(f"{storage} holds studies {names}; choose one with --study-name")
+        study_name = names[0]
+    elif study_name not in names:
+        raise ValueError(f"{storage} has no study {study_name!r} (it has {names})")
+    runs, others = [], []
+    study = optuna.load_study(study_name=study_name, storage=backend)
+    for trial in study.trials:
+        output_dir = trial.user_attrs.get(OUTPUT_DIR_ATTR)
+        if trial.state == optuna.trial.TrialState.COMPLETE and output_dir and Path(output_dir).is_dir():
+            run = load_run(output_dir)
+            run.settings, run.trial, run.objective = dict(trial.params), trial.number, trial.value
+            runs.append(run)
+        else:
+            others.append(OtherTrial(trial.number, trial.state.name.lower(), dict(trial.params)))
+    return study_name, study.user_attrs.get(OBJECTIVE_ATTR), runs, others
+
+
+def differing_settings(runs: Sequence[RunResult]) -> list[str]:
+    """Setting keys whose value is not the same in every run (ignoring names and paths)."""
+    keys = sorted({k for r in runs for k in r.settings})
+    return [k for k in keys if k.split(".")[0] not in IGNORED_SETTINGS
+            and len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+
+
+def short_names(keys: Sequence[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each key that no other key shares (``streams.temporal.L`` -> ``L``)."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            if not any(other != key and other.endswith("." + suffix) or other == suffix for other in keys):
+                break
+        names[key] = suffix
+    return names
+
+
+def methods_of(runs: Sequence[RunResult]) -> list[str]:
+    """Streams first, then the fusion methods, in the order the runs list them."""
+    seen = list(dict.fromkeys(m for r in runs for m in r.accuracy))
+    return [m for m in seen if m not in FUSION_METHODS] + [m for m in seen if m in FUSION_METHODS]
+
+
+def run_label(run: RunResult, keys: Sequence[str], names: dict[str, str]) -> str:
+    """``#trial`` for a study's trial, else its differing settings (or its folder name)."""
+    if run.trial is not None:
+        return f"#{run.trial}"
+    label = ", ".join(f"{names[k]}={run.settings.get(k)}" for k in keys)
+    return label or run.path.name
+
+
+def _setting_text(value: Any) -> str:
+    """A setting as text (JSON spelling: true, null, 0.5), so that only accuracies are numbers."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table; floats (accuracies) are shown as percentages, None as a dash."""
+    def cell(v: Any) -> str:
+        return _percent(v) if isinstance(v, float) or v is None else str(v)
+
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
+
+
+@dataclass
+class Comparison:
+    """The comparison's tables, as columns and rows (the Markdown and the W&B tables show the same)."""
+
+    title: str
+    labels: list[str]  # one short label per run (a trial number, or its differing settings)
+    columns: list[str]
+    rows: list[list[Any]]
+    per_class_method: str
+    per_class_columns: list[str]
+    per_class_rows: list[list[Any]]
+    notes: list[str]
+
+
+def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[OtherTrial] = (),
+                     per_class_method: str | None = None, objective: str | None = None) -> Comparison:
+    """Tables of accuracy per run and method, and of per-class accuracy for one method.
+
+    For a study's trials the settings are the searched parameters and ``objective`` (the sweeper's
+    dotted key, e.g. ``accuracy.temporal``) names the objective column and the default per-class
+    method; for run folders the settings are the config keys whose values differ.
+    """
+    if not runs:
+        raise ValueError("no run with results to compare")
+    is_study = runs[0].trial is not None
+    keys = sorted({k for r in runs for k in r.settings}) if is_study else differing_settings(runs)
+    names = short_names(keys)
+    methods = methods_of(runs)
+    head = (["trial", objective or "objective"] if is_study else ["run"]) + [names[k] for k in keys]
+    rows = []
+    for run in runs:
+        first = [run.trial, run.objective] if is_study else [run.path.name]
+        rows.append(first + [_setting_text(run.settings.get(k)) for k in keys]
+                    + [run.accuracy.get(m) for m in methods])
+    notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}."]
+    if others:
+        notes.append("Trials without results: " + "; ".join(
+            f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={v}" for k, v in t.params.items()) + ")"
+            for t in others) + ".")
+    objective_method = (objective or "").removeprefix("accuracy.")
+    method = per_class_method or (objective_method if objective_method in methods else None) or next(
+        (m for m in reversed(methods) if all(m in r.per_class for r in runs)), None)
+    if method is None or not all(method in r.per_class for r in runs):
+        raise ValueError(f"per-class accuracy of {method!r} is not available for every run "
+                         "(it needs the runs' scores/<method>_test.npz)")
+    labels = [run_label(r, keys, names) for r in runs]
+    per_class_rows = [[c, *(float(r.per_class[method][i]) for r in runs)] for i, c in enumerate(runs[0].classes)]
+    return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes)
+
+
+def write_markdown(comparison: Comparison, path: Path, plots: Sequence[Path]) -> None:
+    """comparison.md: the accuracy table, the per-class table and links to the plots."""
+    lines = [f"# {comparison.title}", "", *markdown_table(comparison.columns, comparison.rows), "",
+             *comparison.notes, "", f"## Per-class accuracy: {comparison.per_class_method}", "",
+             *markdown_table(comparison.per_class_columns, comparison.per_class_rows), "",
+             *(f"![{p.stem}]({p.name})" for p in plots)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _figure_array(fig: plt.Figure) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path) -> dict[Path, np.ndarray]:
+    """accuracy.png, per_class.png and fusion_vs_streams.png; returns each file with its pixels."""
+    labels = [label.replace(", ", "\n") for label in comparison.labels]
+    methods = methods_of(runs)
+    images = {}
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(runs) * max(1, len(methods)) / 2), 4.5))
+    width = 0.8 / len(methods)
+    x = np.arange(len(runs))
+    for i, method in enumerate(methods):
+        values = [r.accuracy.get(method, np.nan) for r in runs]
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, values, width, label=method)
+    ax.axhline(runs[0].chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{comparison.title}: accuracy per setting")
+    ax.legend(fontsize=8, ncols=min(4, len(methods) + 1), loc="upper left")
+    fig.tight_layout()
+    images[out / "accuracy.png"] = _figure_array(fig)
+    fig.savefig(out / "accuracy.png", dpi=100)
+    plt.close(fig)
+
+    table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
+    classes = [row[0] for row in comparison.per_class_rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
+    shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(runs)), labels, fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
+    fig.colorbar(shown, ax=ax, label="accuracy")
+    fig.tight_layout()
+    images[out / "per_class.png"] = _figure_array(fig)
+    fig.savefig(out / "per_class.png", dpi=100)
+    plt.close(fig)
+
+    streams = [m for m in methods if m not in FUSION_METHODS]
+    best_stream = [max((r.accuracy[s] for s in streams if s in r.accuracy), default=np.nan) for r in runs]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=1, label="fusion = best stream")
+    for method in (m for m in methods if m in FUSION_METHODS):
+        ax.scatter(best_stream, [r.accuracy.get(method, np.nan) for r in runs], label=method)
+    for label, bx, run in zip(comparison.labels, best_stream, runs, strict=True):
+        ax.annotate(label, (bx, max(run.accuracy.get(m, 0) for m in methods)), fontsize=6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("best single stream accuracy")
+    ax.set_ylabel("fusion accuracy")
+    ax.set_title("fusion vs streams")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    images[out / "fusion_vs_streams.png"] = _figure_array(fig)
+    fig.savefig(out / "fusion_vs_streams.png", dpi=100)
+    plt.close(fig)
+    return images
+
+
+def tracking_config(out: Path, mode: str | None) -> dict[str, Any]:
+    """conf/'s ``tracking`` node, writing under ``out`` (and in ``mode``, when given)."""
+    overrides = [f"paths.output_dir={out}"] + ([f"tracking.mode={mode}"] if mode else [])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg.tracking, resolve=True)
+
+
+def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequence[OtherTrial] = (),
+            per_class_method: str | None = None, objective: str | None = None,
+            tracking_mode: str | None = None) -> Path:
+    """Write comparison.md and the plots into ``out``, log the same to W&B; return comparison.md."""
+    if runs and runs[0].trial is not None:  # a study: best trial first
+        runs = sorted(runs, key=lambda r: -np.inf if r.objective is None else -r.objective)
+    comparison = build_comparison(runs, title, others, per_class_method, objective)
+    out.mkdir(parents=True, exist_ok=True)
+    images = plot_comparison(runs, comparison, out)
+    md_path = out / "comparison.md"
+    write_markdown(comparison, md_path, list(images))
+    with start_run(tracking_config(out, tracking_mode), stage="compare", group=title,
+                   config={"runs": [str(r.path) for r in runs], "per_class_method": comparison.per_class_method}
+                   ) as tracker:
+        tracker.log_table("comparison", comparison.columns, comparison.rows)
+        tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
+        for path, pixels in images.items():  # one key each: W&B shows a list of images at one size
+            tracker.log_images(f"plots/{path.stem}", [pixels], [path.name])
+        tracker.log_artifact([md_path, *images], name=f"{title}-comparison", type="comparison")
+    return md_path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: run folders and/or a study in, comparison.md and plots out."""
+    parser = argparse.ArgumentParser(prog="python -m twostream.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="*", type=Path, help="run output folders (with results.json)")
+    parser.add_argument("--study", help="an Optuna storage: a journal file path or an RDB URL")
+    parser.add_argument("--study-name", help="the study in --study (needed when it holds several)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for comparison.md and the PNGs")
+    parser.add_argument("--title", help="heading and W&B group (default: the study name or 'comparison')")
+    parser.add_argument("--per-class", dest="per_class_method", help="method of the per-class table and plot "
+                        "(default: the last one every run has, i.e. a fusion)")
+    parser.add_argument("--tracking-mode", choices=("offline", "online", "disabled"),
+                        help="W&B mode (default: conf/tracking's)")
+    args = parser.parse_args(argv)
+    if bool(args.runs) == bool(args.study):
+        parser.error("give run folders or --study, not both and not neither")
+    if args.study:
+        name, objective, runs, others = load_study(args.study, args.study_name)
+    else:
+        name, runs, others, objective = "comparison", [load_run(p) for p in args.runs], [], None
+    md_path = compare(runs, args.out, title=args.title or name, others=others,
+                      per_class_method=args.per_class_method, objective=objective,
+                      tracking_mode=args.tracking_mode)
+    print(md_path.read_text())
+
+
+if __name__ == "__main__":
+    main()
