@@ -15,13 +15,14 @@ from twostream.cache.store import FlowCache
 from twostream.data.datasets import FlowStackSource
 from twostream.data.splits import Video
 from twostream.models import build_model
-from twostream.train.loop import train_step, train_stream
+from twostream.train.loop import CheckpointMismatchError, train_step, train_stream
 
 MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], "fc_widths": [16, 16],
                           "norm": "lrn", "pretrained": None})
 TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_at": [0.5],
                           "lr_gamma": 0.1, "crop_size": 64, "samples_per_video": 2, "num_workers": 0,
                           "resume": True, "accumulate": 1, "amp": False, "channels_last": False})
+SETTINGS = {"stream": {"L": 2}}
 
 
 def tiny_model(in_channels=4, dropout=0.5, seed=0):
@@ -52,7 +53,7 @@ def test_a_run_killed_after_epoch_1_and_resumed_ends_with_the_same_weights(flow_
     source = FlowStackSource(cache, L=2, stacking="optical_flow", bidirectional=False, mean_subtraction=True)
     straight = train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
                             checkpoint=tmp_path / "a.pt", device=torch.device("cpu"), seed=5,
-                            on_epoch=lambda s: None, progress=False)
+                            on_epoch=lambda s: None, settings=SETTINGS, progress=False)
 
     def stop_after_first(stats):
         if stats.epoch == 1:
@@ -61,15 +62,25 @@ def test_a_run_killed_after_epoch_1_and_resumed_ends_with_the_same_weights(flow_
     with pytest.raises(Interrupted):
         train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
                      checkpoint=tmp_path / "b.pt", device=torch.device("cpu"), seed=5,
-                     on_epoch=stop_after_first, progress=False)
+                     on_epoch=stop_after_first, settings=SETTINGS, progress=False)
     assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1
     epochs_seen = []
     resumed = train_stream(tiny_model(seed=99), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
                            checkpoint=tmp_path / "b.pt", device=torch.device("cpu"), seed=5,
-                           on_epoch=lambda s: epochs_seen.append(s.epoch), progress=False)
+                           on_epoch=lambda s: epochs_seen.append(s.epoch), settings=SETTINGS, progress=False)
     assert epochs_seen == [2, 3]
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_resuming_a_checkpoint_made_with_other_settings_is_refused(flow_cache, tmp_path):
+    cache, videos = flow_cache
+    source = FlowStackSource(cache, L=2, stacking="optical_flow", bidirectional=False, mean_subtraction=True)
+    kwargs = dict(train_cfg=TRAIN, lr=0.01, epochs=1, checkpoint=tmp_path / "c.pt", device=torch.device("cpu"),
+                  seed=5, on_epoch=lambda s: None, progress=False)
+    train_stream(tiny_model(), source, videos, settings=SETTINGS, **kwargs)
+    with pytest.raises(CheckpointMismatchError, match=r"stream.L: stored has 2, config asks for 3"):
+        train_stream(tiny_model(), source, videos, settings={"stream": {"L": 3}}, **kwargs)
 
 
 def one_step(model, x, y, accumulate, chunks):

@@ -9,7 +9,7 @@ samples are split with a DistributedSampler; only the main process validates and
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,15 @@ from tqdm import tqdm
 
 from twostream.data.datasets import InputSource, RandomPositions
 from twostream.data.splits import Video
+from twostream.fingerprint import differences
 from twostream.models import StreamNet
 from twostream.train.distributed import DistInfo, gather, reduce_sum
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint to resume from was made with other settings than the config's."""
 
 
 @dataclass
@@ -104,14 +109,15 @@ def _cuda_speedups(train_cfg: Any, device: torch.device) -> tuple[contextlib.Abs
 def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, train_cfg: Any, lr: float,
                  epochs: int, checkpoint: Path, device: torch.device, seed: int,
                  on_epoch: Callable[[EpochStats], None], validate: Callable[[nn.Module], float] | None = None,
-                 tasks: Sequence[int] | None = None, dist_info: DistInfo | None = None,
-                 progress: bool = True) -> StreamNet:
+                 settings: Mapping[str, Any], tasks: Sequence[int] | None = None,
+                 dist_info: DistInfo | None = None, progress: bool = True) -> StreamNet:
     """Train ``model`` on random positions of ``videos``; resume from ``checkpoint`` if asked.
 
     ``tasks`` gives each video's task (head) for multi-task training; ``validate`` returns an
     accuracy after each epoch (main process only). The checkpoint (model, optimiser,
-    scheduler, RNG state, epoch) is rewritten after every epoch, so ``train.resume=true``
-    continues an interrupted run exactly where it stopped.
+    scheduler, RNG state, epoch, and the ``settings`` the model depends on) is rewritten after
+    every epoch, so ``train.resume=true`` continues an interrupted run exactly where it stopped;
+    a checkpoint made with other settings is refused rather than silently continued.
     """
     info = dist_info or DistInfo()
     torch.manual_seed(seed + info.rank)  # each process draws its own positions and crops
@@ -121,6 +127,11 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     first_epoch = 0
     if train_cfg.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
+        changed = differences(state["settings"], settings)
+        if changed:
+            raise CheckpointMismatchError(
+                f"{checkpoint} was trained with other settings:\n  " + "\n  ".join(changed)
+                + "\nUse another name=..., or train.resume=false to train from scratch over it.")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -165,7 +176,8 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
             if validate is not None:
                 stats.val_accuracy = validate(model)
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1},
+                        "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1,
+                        "settings": dict(settings)},
                        checkpoint)
             on_epoch(stats)
     return model

@@ -2,16 +2,19 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from twostream.cache import cached_videos, open_cache
+from twostream.cache import cache_fingerprint, cached_videos, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
+from twostream.fingerprint import differences
 from twostream.models import StreamNet, build_model
+from twostream.sweep import report_epoch
 from twostream.tracking import Tracker
 from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos, scores_path
@@ -50,6 +53,16 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
     return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
 
 
+def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
+    """What a stream's trained weights depend on: resuming or testing with other values is refused."""
+    train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items()
+             if k not in ("resume", "num_workers", "validate", "val_positions", "dist_backend")}
+    return {"stream": OmegaConf.to_container(cfg.streams[stream], resolve=True),
+            "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
+            "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root)},
+            "flow": cache_fingerprint(cfg), "seed": cfg.seed}
+
+
 def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker, dist_info: DistInfo) -> None:
     """The train stage of one stream, on the split's training videos (all processes under torchrun)."""
     stream_cfg = cfg.streams[stream]
@@ -76,11 +89,12 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
         if stats.val_accuracy is not None:
             metrics["val/accuracy"] = stats.val_accuracy
         tracker.log(metrics)
+        report_epoch(cfg, stream, stats.epoch, metrics)  # to the Optuna trial, when this run is one
 
     train_stream(model, source, cached_videos(lists.train, cache, "training"), train_cfg=cfg.train,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
                  device=device, seed=cfg.seed, on_epoch=on_epoch, validate=validate if val_videos else None,
-                 dist_info=dist_info, progress=cfg.progress)
+                 settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress)
 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
@@ -92,7 +106,15 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) 
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    changed = differences(state["settings"], training_settings(cfg, stream))
+    if changed:
+        raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
+                         + "\n  ".join(changed) + "\nRun stage=train with these settings first.")
+    if state["epoch"] < stream_cfg.epochs:
+        log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
+                    checkpoint, state["epoch"], stream_cfg.epochs)
+    model.load_state_dict(state["model"])
     for subset, videos in (("train", lists.train), ("test", lists.test)):
         scores = score_videos(model, source, cached_videos(videos, cache, subset), lists.classes,
                               num_positions=cfg.test.num_positions, crops=cfg.test.crops,
