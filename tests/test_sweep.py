@@ -14,7 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from test_pipeline import REPO, twostream
+from test_pipeline import REPO
 
 from twostream.sweep.space import format_value, parse_search_space
 from twostream.sweep.study import PRUNING_ATTR, report_epoch
@@ -108,21 +108,37 @@ def test_report_epoch_does_nothing_outside_a_sweep():
     report_epoch(OmegaConf.create({"name": "x"}), "temporal", 1, {"val/accuracy": 0.5})
 
 
-def load_study(path, name="tiny_sweep"):
-    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+def load_study(path):
+    return optuna.load_study(study_name="tiny_sweep", storage=JournalStorage(JournalFileBackend(str(path))))
+
+
+def sweep(*args: str, cwd) -> subprocess.Popen:
+    """Start ``python -m twostream -m TINY_SWEEP ARGS`` in ``cwd``."""
+    # One thread per process: two sweeps at once on two cores would otherwise oversubscribe them
+    # (OpenMP's spinning threads then make each step many times slower).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "twostream", "-m", *TINY_SWEEP, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(*workers: subprocess.Popen) -> None:
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
 def first_sweep(tmp_path_factory):
-    """Three trials, W&B disabled; returns the working folder and the trials as they were then."""
+    """Three trials with W&B disabled: the working folder, the trials, and any W&B file written."""
     cwd = tmp_path_factory.mktemp("sweep")
-    result = twostream("-m", *TINY_SWEEP, "hydra.sweeper.n_trials=3", "tracking.mode=disabled", cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials
+    finish(sweep("hydra.sweeper.n_trials=3", "tracking.mode=disabled", cwd=cwd))
+    wandb_files = [p for p in cwd.rglob("*") if "wandb" in p.name]
+    return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials, wandb_files
 
 
 def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
-    cwd, trials = first_sweep
+    cwd, trials, _ = first_sweep
     assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(3)]
     for trial in trials:
         folder = cwd / "multirun/tiny_sweep" / f"trial_{trial.number}"
@@ -141,39 +157,47 @@ def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
 
 
 def test_disabled_tracking_writes_nothing(first_sweep):
-    cwd, _ = first_sweep
-    assert not [p for p in cwd.rglob("*") if "wandb" in p.name], "tracking.mode=disabled wrote W&B files"
+    *_, wandb_files = first_sweep
+    assert wandb_files == [], "tracking.mode=disabled wrote W&B files"
 
 
 @pytest.fixture(scope="module")
-def rerun(first_sweep):
-    """The same command again, one trial, with a pruner that prunes at the first report, and W&B on."""
-    cwd, _ = first_sweep
+def second_round(first_sweep):
+    """The same command again, by two workers at once sharing the journal, one trial each. Worker A
+    logs to W&B and prunes at the first report; worker B runs its trial to the end."""
+    cwd, *_ = first_sweep
     always_prune = ["hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "+hydra.sweeper.pruner.lower=1.1",
                     "~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps"]
-    result = twostream("-m", *TINY_SWEEP, "hydra.sweeper.n_trials=1", "tracking.mode=offline", *always_prune, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials
+    finish(sweep("hydra.sweeper.n_trials=1", "tracking.mode=offline", *always_prune, cwd=cwd),
+           sweep("hydra.sweeper.n_trials=1", "tracking.mode=disabled", "hydra.sweeper.pruner=null", cwd=cwd))
+    trials = load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials
+    pruned = next(t for t in trials[3:] if t.user_attrs["pruning"] is not None)
+    return cwd, trials, pruned
 
 
-def test_rerunning_continues_the_study_and_pruning_stops_a_trial(first_sweep, rerun):
-    _, before = first_sweep
-    cwd, trials = rerun
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, second_round):
+    _, before, _ = first_sweep
+    cwd, trials, pruned = second_round
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert [(t.params, t.value, t.state) for t in trials[:3]] == [(t.params, t.value, t.state) for t in before]
-    pruned = trials[3]
-    assert pruned.state == TrialState.PRUNED
-    folder = cwd / "multirun/tiny_sweep/trial_3"
+    [completed] = [t for t in trials[3:] if t is not pruned]
+    assert completed.state == TrialState.COMPLETE and pruned.state == TrialState.PRUNED
+    results = json.loads((cwd / f"multirun/tiny_sweep/trial_{completed.number}/results.json").read_text())
+    assert completed.value == results["accuracy"]["temporal"]
+
+
+def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
+    cwd, _, pruned = second_round
+    folder = cwd / f"multirun/tiny_sweep/trial_{pruned.number}"
     assert not (folder / "results.json").exists()  # stopped after training's first epoch
-    # The pruner saw the validation accuracy the train stage logged for epoch 1.
     train = [read_offline_run(p) for p in find_runs(folder / "wandb")][-1]
     assert train.job_type == "train_temporal" and train.exit_code == 1
     assert pruned.intermediate_values == {1: train.history[-1]["val/accuracy"]}
 
 
-def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(rerun):
-    cwd, _ = rerun
-    runs = [read_offline_run(p) for p in find_runs(cwd / "multirun/tiny_sweep/trial_3/wandb")]
+def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(second_round):
+    cwd, _, pruned = second_round
+    runs = [read_offline_run(p) for p in find_runs(cwd / f"multirun/tiny_sweep/trial_{pruned.number}/wandb")]
     assert [r.job_type for r in runs] == ["extract", "train_temporal"]
     assert {r.group for r in runs} == {"tiny_sweep"}
     extract = runs[0]
@@ -185,24 +209,3 @@ def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(rerun):
         assert provenance["git"]["commit"] == head.strip()
     samples = extract.summary["flow_samples"]
     assert samples["count"] == 4 and all(" flow (max " in c for c in samples["captions"])
-
-
-def test_two_workers_share_one_journal(first_sweep):
-    """Two sweeper processes at once on one study: every trial is run once, by one of them."""
-    cwd, _ = first_sweep
-    journal = cwd / "shared.journal"
-    command = [sys.executable, "-m", "twostream", "-m", *TINY_SWEEP, "hydra.sweeper.n_trials=1",
-               "tracking.mode=disabled", "hydra.sweeper.pruner=null", "hydra.sweeper.study_name=shared",
-               f"hydra.sweeper.storage={journal}", "hydra.sweep.dir=multirun/shared"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"PYTHONPATH": str(REPO)}
-    workers = [subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr[-3000:]
-    trials = load_study(journal, "shared").trials
-    assert sorted(t.number for t in trials) == [0, 1]
-    assert all(t.state == TrialState.COMPLETE for t in trials)
-    for trial in trials:
-        results = json.loads((cwd / f"multirun/shared/trial_{trial.number}/results.json").read_text())
-        assert trial.value == results["accuracy"]["temporal"]
