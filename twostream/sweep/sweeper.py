@@ -115,13 +115,14 @@ class OptunaSweeper(Sweeper):
         return study
 
     def _job_overrides(self, trial: optuna.Trial, fixed: Sequence[str], output_dir: Path) -> list[str]:
-        """The trial's overrides: fixed ones, its parameters, and where it runs and reports."""
+        """The trial's overrides: fixed ones, its parameters, where it reports and its folder."""
         return [*fixed, *trial_overrides(trial.params),
                 f"++trial.storage={format_value(self.storage)}", f"++trial.study={format_value(self.study_name)}",
                 f"++trial.number={trial.number}",
-                # Every trial trains from scratch in its own folder: a shared one would resume
-                # another trial's checkpoint.
-                f"hydra.sweep.subdir={output_dir.name}", f"paths.output_dir={format_value(str(output_dir))}"]
+                # The job's folder (paths.output_dir) is named after the trial, not the launcher's job
+                # number, which restarts at 0 in every sweep command and would make a re-run or a second
+                # worker resume another trial's checkpoint.
+                f"hydra.sweep.subdir={output_dir.name}"]
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> BaseException | None:
         """Record the job's outcome in the study; return the job's error if it failed."""
