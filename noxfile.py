@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`."""
 
 import nox
 
@@ -25,3 +25,10 @@ def quickstart(session: nox.Session) -> None:
     """The whole pipeline on the synthetic dataset (extra overrides after --)."""
     session.install("-e", ".")
     session.run("python", "-m", "twostream", "+experiment=quickstart", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench_cache(session: nox.Session) -> None:
+    """Flow cache layouts against JPEG folders, and extraction throughput (experiments/cache_benchmark)."""
+    session.install("-e", ".")
+    session.run("python", "experiments/cache_benchmark/benchmark.py", *session.posargs)
