@@ -118,8 +118,9 @@ def test_shards_split_the_sorted_videos_disjointly_and_bad_specs_are_named():
 
 
 # -- runs in other processes ----------------------------------------------------------------
-# Each run extracts the .avi files of a folder with Farneback (deterministic) and stores forward
-# and backward flow, JPEG-coded as the default config does.
+# Each run extracts the .avi files of a folder (as two class folders, which concurrent shards
+# both create) with Farneback (deterministic), forward and backward flow, JPEG-coded as the
+# default config does.
 RUNNER = """
 import sys
 from pathlib import Path
@@ -128,7 +129,7 @@ from twostream.cache.store import CacheLayout, FlowCache
 from twostream.data.splits import Video
 
 folder, cache_path, shard, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-videos = [Video(p.stem, p, 0, None) for p in sorted(Path(folder).glob("*.avi"))]
+videos = [Video(f"class{k % 2}/{p.stem}", p, 0, None) for k, p in enumerate(sorted(Path(folder).glob("*.avi")))]
 settings = ExtractSettings(estimator="farneback", params=dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                            poly_n=5, poly_sigma=1.2), batch_size=4, short_side=None, backward=True)
 fingerprint = {"estimator": "farneback", "bound": 20, "backward": True}
@@ -180,7 +181,7 @@ def clips(tmp_path_factory) -> tuple[Path, dict[str, list[np.ndarray]]]:
 
 def complete_videos(cache: Path) -> int:
     videos = cache / "videos"
-    return sum(1 for p in videos.iterdir() if (p / "flow_bwd").is_dir()) if videos.is_dir() else 0
+    return sum(1 for _ in videos.glob("*/*/flow_bwd")) if videos.is_dir() else 0
 
 
 def test_an_extraction_killed_with_sigkill_and_resumed_gives_the_same_cache(clips, tmp_path):

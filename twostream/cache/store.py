@@ -26,6 +26,7 @@ race-free too (the root is built aside and renamed into place; the losers open t
 video whose file has changed since counts as not extracted.
 """
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -40,6 +41,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 import zarr
+from zarr.errors import ContainsGroupError
 
 from twostream.cache.codecs import chunk_codecs
 from twostream.cache.shards import ShardedArray
@@ -284,7 +286,8 @@ class FlowCache:
         for part in video_id.split("/")[:-1]:  # class folders must be groups for Zarr to walk them
             parent = parent / part
             if not (parent / "zarr.json").is_file():
-                zarr.open_group(parent, mode="a")
+                with contextlib.suppress(ContainsGroupError):  # another shard made it meanwhile
+                    zarr.open_group(parent, mode="a")
         self._arrays = {k: v for k, v in self._arrays.items() if k[0] != video_id}
         if target.exists():  # an old record (failed, or from a changed source): move it aside first
             old = staging.with_name(f"{prefix}{uuid.uuid4().hex}.old")
