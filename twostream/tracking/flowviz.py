@@ -33,6 +33,8 @@ def log_flow_samples(tracker: Tracker, cache: FlowCache, video_ids: Sequence[str
         return
     cached = set(cache.video_ids())
     chosen = [v for v in video_ids if v in cached]
+    if not chosen:
+        return
     chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, min(count, len(chosen))).round().astype(int)]
     images, captions = [], []
     for video_id in chosen:
