@@ -154,7 +154,7 @@ def run_label(run: RunResult, keys: Sequence[str], names: dict[str, str]) -> str
     """``#trial`` for a study's trial, else its differing settings (or its folder name)."""
     if run.trial is not None:
         return f"#{run.trial}"
-    label = ", ".join(f"{names[k]}={run.settings.get(k)}" for k in keys)
+    label = ", ".join(f"{names[k]}={_setting_text(run.settings.get(k))}" for k in keys)
     return label or run.path.name
 
 
