@@ -242,7 +242,7 @@ def run_extract(cfg: DictConfig, lists: SplitLists, tracker: "Tracker") -> None:
                              prefetch=cfg.cache.prefetch, progress=cfg.progress)
     failures = {v.id: (cache.attrs(v.id) or {}).get("reason", "") for v in videos
                 if cache.status(v.id, source_signature(v.path)) == FAILED}
-    log.info("extract%s: %d extracted, %d already done, %d failed (%d of them in this run); "
+    log.info("extract%s: %d extracted, %d already cached, %d failed (%d of them in this run); "
              "%.1f flow pairs/s over %.0f s -> %s", "" if cfg.shard is None else f" shard {cfg.shard}",
              summary.extracted, summary.skipped, len(failures), len(summary.failed), summary.pairs_per_second,
              summary.seconds, cache.path)
