@@ -79,7 +79,7 @@ def test_resuming_a_checkpoint_made_with_other_settings_is_refused(flow_cache, t
     kwargs = dict(train_cfg=TRAIN, lr=0.01, epochs=1, checkpoint=tmp_path / "c.pt", device=torch.device("cpu"),
                   seed=5, on_epoch=lambda s: None, progress=False)
     train_stream(tiny_model(), source, videos, settings=SETTINGS, **kwargs)
-    with pytest.raises(CheckpointMismatchError, match=r"stream.L: stored has 2, config asks for 3"):
+    with pytest.raises(CheckpointMismatchError, match=r"stream.L: checkpoint has 2, config asks for 3"):
         train_stream(tiny_model(), source, videos, settings={"stream": {"L": 3}}, **kwargs)
 
 

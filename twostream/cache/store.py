@@ -45,6 +45,7 @@ from zarr.errors import ContainsGroupError
 
 from twostream.cache.codecs import chunk_codecs
 from twostream.cache.shards import ShardedArray
+from twostream.fingerprint import differences
 
 FORMAT_VERSION = 2
 COMPLETE, FAILED = "complete", "failed"
@@ -74,18 +75,6 @@ def library_versions() -> dict[str, str | None]:
 
 class CacheMismatchError(ValueError):
     """The cache on disk was made with other settings than the ones asked for."""
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Human-readable differences between two nested fingerprints."""
-    lines = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            lines += _diff(a, b, f"{prefix}{key}.")
-        elif a != b:
-            lines.append(f"{prefix}{key}: cache has {a!r}, config asks for {b!r}")
-    return lines
 
 
 def _group_attrs(directory: Path) -> dict[str, Any] | None:
@@ -138,13 +127,13 @@ class FlowCache:
                                         "(python -m twostream stage=extract ...)")
             self._create()
         stored = zarr.open_group(self.path, mode="r").attrs
-        differences = self._differences(dict(stored))
-        if differences and writable and rebuild:
+        changed = self._differences(dict(stored))
+        if changed and writable and rebuild:
             self._delete()
             self._create()
-        elif differences:
+        elif changed:
             raise CacheMismatchError(
-                f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(differences)
+                f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(changed)
                 + "\nUse another cache.path, or cache.rebuild=true to delete it and extract again.")
 
     # -- creating ----------------------------------------------------------------------------
@@ -152,7 +141,7 @@ class FlowCache:
         if stored.get("format") != FORMAT_VERSION:
             return [f"format: cache has {stored.get('format')!r} (an older twostream), "
                     f"this version reads {FORMAT_VERSION}"]
-        return _diff(stored.get("fingerprint", {}), self.fingerprint)
+        return differences(stored.get("fingerprint", {}), self.fingerprint, "cache")
 
     def _create(self) -> None:
         # Build the root aside and rename it into place: when N shard workers start at once on

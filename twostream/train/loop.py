@@ -127,7 +127,7 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     first_epoch = 0
     if train_cfg.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        changed = differences(state["settings"], settings)
+        changed = differences(state["settings"], settings, "checkpoint")
         if changed:
             raise CheckpointMismatchError(
                 f"{checkpoint} was trained with other settings:\n  " + "\n  ".join(changed)

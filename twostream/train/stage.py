@@ -107,7 +107,7 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) 
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    changed = differences(state["settings"], training_settings(cfg, stream))
+    changed = differences(state["settings"], training_settings(cfg, stream), "checkpoint")
     if changed:
         raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
                          + "\n  ".join(changed) + "\nRun stage=train with these settings first.")
