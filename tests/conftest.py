@@ -5,6 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO / ".." / "shared" / "data"
@@ -28,3 +29,16 @@ def textured_image() -> np.ndarray:
     rgb = np.stack([grey, np.roll(grey, 5, axis=1), np.roll(grey, 9, axis=0)], axis=-1)
     rgb = (rgb - rgb.min()) / (rgb.max() - rgb.min())
     return (rgb * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one intra-op torch thread, then restore the setting.
+
+    On a busy 2-core machine OpenMP's spin-waiting makes multi-threaded eager torch 10-100x slower
+    (measured for tvl1); these tests check results, which do not need the second thread.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

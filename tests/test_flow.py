@@ -1,14 +1,31 @@
-"""Flow estimators' shape/sign contract and uint8 quantisation."""
+"""Flow estimators' shape/sign contract, their configs, and uint8 quantisation."""
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from twostream.flow import ESTIMATORS, dequantize, get_estimator, quantize
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# small, quick settings where a method's defaults are slow (the contract does not depend on them)
 PARAMS = {
     "farneback": dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2),
     "dis": dict(preset="medium"),
+    "tvl1": dict(tau=0.25, lambda_=0.15, theta=0.3, scales=3, scale_step=0.5, warps=3, iterations=50,
+                 epsilon=0.02, median_filter=5, device="cpu", compile=False),
+    "opencv_tvl1": dict(tau=0.25, lambda_=0.15, theta=0.3, scales=3, warps=3, epsilon=0.01, inner_iterations=30,
+                        outer_iterations=3, scale_step=0.5, gamma=0.0, median_filtering=5),
+    "deepflow": dict(),
+    "brox": dict(alpha=0.197, gamma=50.0, scale_factor=0.8, inner_iterations=5, outer_iterations=150,
+                 solver_iterations=10),
 }
+
+
+def opencv_has_cuda() -> bool:
+    return hasattr(cv2, "cuda_BroxOpticalFlow") and cv2.cuda.getCudaEnabledDeviceCount() > 0
 
 
 def test_every_estimator_has_test_params():
@@ -16,7 +33,9 @@ def test_every_estimator_has_test_params():
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
-def test_shift_right_and_down_gives_positive_u_and_v(name, textured_image):
+def test_shift_right_and_down_gives_positive_u_and_v(name, textured_image, one_torch_thread):
+    if name == "brox" and not opencv_has_cuda():
+        pytest.skip("brox needs OpenCV built with CUDA and a GPU; this OpenCV has neither")
     # nxt is prev moved 3 px right and 2 px down, so nxt[y + 2, x + 3] == prev[y, x]: u = +3, v = +2.
     prev = textured_image
     nxt = np.roll(np.roll(prev, 3, axis=1), 2, axis=0)
@@ -38,8 +57,24 @@ def test_grey_input_matches_rgb_contract(textured_image):
 
 
 def test_unknown_estimator_names_the_choices():
-    with pytest.raises(ValueError, match="dis, farneback"):
-        get_estimator("brox")
+    with pytest.raises(ValueError, match="brox, deepflow, dis, farneback, opencv_tvl1, tvl1"):
+        get_estimator("flownet")
+
+
+@pytest.mark.skipif(opencv_has_cuda(), reason="this OpenCV has CUDA, so brox runs")
+def test_brox_without_cuda_says_what_to_install():
+    with pytest.raises(RuntimeError, match="OpenCV built with CUDA.*flow=tvl1"):
+        get_estimator("brox", **PARAMS["brox"])
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in (CONF / "flow").glob("*.yaml")))
+def test_every_flow_config_builds_its_estimator(config):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        flow = compose(config_name="config", overrides=[f"flow={config}"]).flow
+    assert flow.name in ESTIMATORS and flow.batch_size >= 1
+    if flow.name == "brox" and not opencv_has_cuda():
+        pytest.skip("brox needs OpenCV built with CUDA and a GPU; this OpenCV has neither")
+    assert callable(get_estimator(flow.name, **flow.params))  # a misspelt or missing key raises here
 
 
 def test_quantisation_round_trip_within_half_a_step():

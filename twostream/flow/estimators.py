@@ -1,4 +1,4 @@
-"""Dense optical flow estimators (OpenCV methods for now), all with the same batch contract."""
+"""Dense optical flow estimators behind one batch contract: OpenCV methods here, TV-L1 in torch (tvl1.py)."""
 
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -13,7 +13,7 @@ class FlowEstimator(Protocol):
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray: ...
 
 
-def _to_grey(frames: np.ndarray) -> np.ndarray:
+def to_grey(frames: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) RGB or (B, H, W) grey uint8 -> (B, H, W) grey uint8."""
     if frames.ndim == 3:
         return frames
@@ -28,7 +28,7 @@ def _pairwise(flow_one: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> FlowE
     def estimate(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         if prev.shape != nxt.shape:
             raise ValueError(f"prev and nxt differ in shape: {prev.shape} vs {nxt.shape}")
-        a, b = _to_grey(prev), _to_grey(nxt)
+        a, b = to_grey(prev), to_grey(nxt)
         out = np.empty((a.shape[0], 2, a.shape[1], a.shape[2]), np.float32)
         for i in range(a.shape[0]):
             out[i] = flow_one(a[i], b[i]).transpose(2, 0, 1)
@@ -65,7 +65,63 @@ def dis(*, preset: str, finest_scale: int | None = None) -> FlowEstimator:
     return _pairwise(lambda a, b: method.calc(a, b, None))
 
 
-ESTIMATORS: dict[str, Callable[..., FlowEstimator]] = {"farneback": farneback, "dis": dis}
+def opencv_tvl1(*, tau: float, lambda_: float, theta: float, scales: int, warps: int, epsilon: float,
+                inner_iterations: int, outer_iterations: int, scale_step: float, gamma: float,
+                median_filtering: int) -> FlowEstimator:
+    """OpenCV's TV-L1 (``cv2.optflow.DualTVL1OpticalFlow``), on the CPU, one pair at a time."""
+    method = cv2.optflow.DualTVL1OpticalFlow_create(
+        tau=tau, lambda_=lambda_, theta=theta, nscales=scales, warps=warps, epsilon=epsilon,
+        innnerIterations=inner_iterations, outerIterations=outer_iterations, scaleStep=scale_step,
+        gamma=gamma, medianFiltering=median_filtering)
+    return _pairwise(lambda a, b: method.calc(a, b, None))
+
+
+def deepflow() -> FlowEstimator:
+    """DeepFlow (Weinzaepfel et al. 2013, ``cv2.optflow.createOptFlow_DeepFlow``) with OpenCV's defaults.
+
+    OpenCV's Python binding exposes no setters for DeepFlow's parameters, hence none here.
+    """
+    method = cv2.optflow.createOptFlow_DeepFlow()
+    return _pairwise(lambda a, b: method.calc(a, b, None))
+
+
+def brox(*, alpha: float, gamma: float, scale_factor: float, inner_iterations: int, outer_iterations: int,
+         solver_iterations: int) -> FlowEstimator:
+    """Brox et al. 2004 flow, the paper's method, on a GPU through OpenCV's CUDA module (``cv2.cuda``)."""
+    cuda_devices = cv2.cuda.getCudaEnabledDeviceCount() if hasattr(cv2, "cuda") else 0
+    if not hasattr(cv2, "cuda_BroxOpticalFlow") or cuda_devices == 0:
+        raise RuntimeError(
+            f"flow=brox needs OpenCV built with CUDA (cv2.cuda_BroxOpticalFlow) and a CUDA GPU; this OpenCV "
+            f"{cv2.__version__} has {'no CUDA module' if not hasattr(cv2, 'cuda_BroxOpticalFlow') else 'no GPU'}"
+            ". Install an OpenCV build with CUDA and the contrib modules (e.g. build opencv-contrib-python "
+            "with CMAKE_ARGS='-DWITH_CUDA=ON -DOPENCV_DNN_CUDA=OFF'), or use flow=tvl1, which runs on "
+            "CUDA through torch.")
+    method = cv2.cuda_BroxOpticalFlow.create(alpha, gamma, scale_factor, inner_iterations, outer_iterations,
+                                             solver_iterations)
+
+    def one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # the CUDA Brox wants float32 images in [0, 1] on the GPU and returns a 2-channel flow there
+        on_gpu = []
+        for frame in (a, b):
+            mat = cv2.cuda_GpuMat()
+            mat.upload(frame.astype(np.float32) / np.float32(255))
+            on_gpu.append(mat)
+        return method.calc(on_gpu[0], on_gpu[1], None).download()
+
+    return _pairwise(one)
+
+
+def tvl1(**params: Any) -> FlowEstimator:
+    """TV-L1 in torch, batched, on CUDA or the CPU (:class:`twostream.flow.tvl1.TVL1`)."""
+    from twostream.flow.tvl1 import TVL1  # torch is only needed by the estimators that use it
+
+    return TVL1(**params)
+
+
+ESTIMATORS: dict[str, Callable[..., FlowEstimator]] = {
+    "brox": brox, "deepflow": deepflow, "dis": dis, "farneback": farneback, "opencv_tvl1": opencv_tvl1,
+    "tvl1": tvl1,
+}
 
 
 def get_estimator(name: str, **params: Any) -> FlowEstimator:
