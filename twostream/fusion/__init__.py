@@ -39,7 +39,9 @@ class SvmFusion:
 
     def decision(self, stream_scores: Sequence[np.ndarray]) -> np.ndarray:
         """(N, C) class scores of the fused model."""
-        return self.svm.decision_function(svm_features(stream_scores))
+        margins = self.svm.decision_function(svm_features(stream_scores))
+        # With two classes scikit-learn returns only class 1's margin, (N,): spell out both columns.
+        return np.stack([-margins, margins], axis=1) if margins.ndim == 1 else margins
 
     def save(self, path: Path, streams: Sequence[str]) -> None:
         """Pickle the model with the stream order its features expect and the scikit-learn version.
