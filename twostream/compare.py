@@ -191,8 +191,12 @@ class Comparison:
 
 
 def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[OtherTrial] = (),
-                     per_class_method: str | None = None, objective: str | None = None) -> Comparison:
+                     per_class_method: str | None = None, objective: str | None = None,
+                     mean: bool = False) -> Comparison:
     """Tables of accuracy per run and method, and of per-class accuracy for one method.
+
+    ``mean`` adds a last row with each method's mean accuracy over the runs (e.g. the three
+    official splits, as the paper reports them).
 
     For a study's trials the settings are the searched parameters and ``objective`` (the sweeper's
     dotted key, e.g. ``accuracy.temporal``) names the objective column and the default per-class
@@ -210,6 +214,10 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         first = [run.trial, run.objective] if is_study else [run.path.name]
         rows.append(first + [_setting_text(run.settings.get(k)) for k in keys]
                     + [run.accuracy.get(m) for m in methods])
+    if mean:
+        rows.append(["mean", *([""] * (len(head) - 1)),
+                     *(float(np.mean([r.accuracy[m] for r in runs])) if all(m in r.accuracy for r in runs)
+                       else None for m in methods)])
     notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}."]
     if others:
         notes.append("Trials without results: " + "; ".join(
@@ -307,11 +315,11 @@ def tracking_config(out: Path, mode: str | None) -> dict[str, Any]:
 
 def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequence[OtherTrial] = (),
             per_class_method: str | None = None, objective: str | None = None,
-            tracking_mode: str | None = None) -> Path:
+            tracking_mode: str | None = None, mean: bool = False) -> Path:
     """Write comparison.md and the plots into ``out``, log the same to W&B; return comparison.md."""
     if runs and runs[0].trial is not None:  # a study: best trial first
         runs = sorted(runs, key=lambda r: -np.inf if r.objective is None else -r.objective)
-    comparison = build_comparison(runs, title, others, per_class_method, objective)
+    comparison = build_comparison(runs, title, others, per_class_method, objective, mean)
     out.mkdir(parents=True, exist_ok=True)
     images = plot_comparison(runs, comparison, out)
     md_path = out / "comparison.md"
@@ -337,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--title", help="heading and W&B group (default: the study name or 'comparison')")
     parser.add_argument("--per-class", dest="per_class_method", help="method of the per-class table and plot "
                         "(default: the last one every run has, i.e. a fusion)")
+    parser.add_argument("--mean", action="store_true",
+                        help="add a row with each method's mean over the runs (e.g. splits 1-3)")
     parser.add_argument("--tracking-mode", choices=("offline", "online", "disabled"),
                         help="W&B mode (default: conf/tracking's)")
     args = parser.parse_args(argv)
@@ -348,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         name, runs, others, objective = "comparison", [load_run(p) for p in args.runs], [], None
     md_path = compare(runs, args.out, title=args.title or name, others=others,
                       per_class_method=args.per_class_method, objective=objective,
-                      tracking_mode=args.tracking_mode)
+                      tracking_mode=args.tracking_mode, mean=args.mean)
     print(md_path.read_text())
 
 
