@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from twostream.cache import open_cache
 from twostream.cache.store import FAILED, CacheLayout, FlowCache, source_signature
+from twostream.data.catalog import videos_to_extract
 from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
@@ -233,7 +234,7 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
 
 def run_extract(cfg: DictConfig, lists: SplitLists, tracker: "Tracker") -> None:
     """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict."""
-    videos = select_shard(lists.train + lists.test, cfg.shard)
+    videos = select_shard(videos_to_extract(lists), cfg.shard)
     if cfg.shard is not None and cfg.cache.rebuild:
         raise StageError("cache.rebuild=true with shard=... would let shards delete each other's work: "
                          "rebuild once without shard (or delete cache.path), then start the shards")

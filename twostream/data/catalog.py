@@ -1,14 +1,44 @@
 """Turn the ``dataset`` config into the split's video lists, checking them before any work."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from twostream.data.folder import scan_folder, split_videos
-from twostream.data.splits import SplitLists, missing_videos, parse_hmdb51, parse_ucf101
+from twostream.data.splits import SplitLists, Video, missing_videos, parse_hmdb51, parse_ucf101
 from twostream.data.synthetic import generate_synthetic
 
 PARSERS = {"ucf101": parse_ucf101, "hmdb51": parse_hmdb51}
-FORMATS = (*PARSERS, "folder")
+FORMATS = (*PARSERS, "folder", "multitask")
+
+
+@dataclass(frozen=True)
+class MultiTaskLists(SplitLists):
+    """Several datasets trained as the paper's multi-task net: one classifier head per dataset.
+
+    ``classes``/``train``/``test`` are the evaluated dataset's (head 0: tested and fused);
+    ``others`` are the other datasets, whose training videos train the shared trunk and their own head.
+    """
+
+    others: tuple[SplitLists, ...] = ()
+
+
+def task_lists(lists: SplitLists) -> list[SplitLists]:
+    """Each task's lists in head order: the evaluated dataset first."""
+    return [lists, *lists.others] if isinstance(lists, MultiTaskLists) else [lists]
+
+
+def training_videos(lists: SplitLists, keep: Callable[[list[Video]], list[Video]]
+                    ) -> tuple[list[Video], list[int]]:
+    """Every task's training videos that ``keep`` lets through, and each one's task (= its head)."""
+    per_task = [keep(task.train) for task in task_lists(lists)]
+    return [v for videos in per_task for v in videos], [i for i, videos in enumerate(per_task) for _ in videos]
+
+
+def videos_to_extract(lists: SplitLists) -> list[Video]:
+    """Every video a run reads: the evaluated dataset's train and test videos, the others' train videos."""
+    return lists.train + lists.test + [v for task in task_lists(lists)[1:] for v in task.train]
 
 
 def _folder_lists(dataset_cfg: Any) -> SplitLists:
@@ -20,11 +50,26 @@ def _folder_lists(dataset_cfg: Any) -> SplitLists:
     return split_videos(classes, videos, dataset_cfg.test_fraction, dataset_cfg.split_seed)
 
 
+def _multitask_lists(dataset_cfg: Any) -> MultiTaskLists:
+    """``dataset.tasks`` (name -> a dataset config) loaded, ``dataset.evaluate`` first."""
+    tasks = dataset_cfg.tasks
+    if dataset_cfg.evaluate not in tasks:
+        raise ValueError(f"dataset.evaluate={dataset_cfg.evaluate!r} is not one of dataset.tasks: {', '.join(tasks)}")
+    names = [dataset_cfg.evaluate, *(n for n in tasks if n != dataset_cfg.evaluate)]
+    first, *others = (load_split_lists(tasks[n]) for n in names)
+    ids = [v.id for task in (first, *others) for v in task.train + task.test]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the datasets {', '.join(names)} share video ids; they would share cache entries")
+    return MultiTaskLists(first.classes, first.train, first.test, tuple(others))
+
+
 def load_split_lists(dataset_cfg: Any) -> SplitLists:
     """The train/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first.
 
     Raises FileNotFoundError naming every listed video that is not on disk.
     """
+    if dataset_cfg.format == "multitask":
+        return _multitask_lists(dataset_cfg)
     if dataset_cfg.get("generator") is not None:
         generate_synthetic(dataset_cfg.root, **dataset_cfg.generator)
     if dataset_cfg.format not in FORMATS:

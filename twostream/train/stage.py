@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint, cached_videos, open_cache
 from twostream.cache.store import FlowCache
+from twostream.data.catalog import task_lists, training_videos
 from twostream.data.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
@@ -42,9 +43,10 @@ def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
     raise ValueError(f"stream input must be 'rgb' or 'flow', got {stream_cfg.input!r}")
 
 
-def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, num_classes: int) -> StreamNet:
-    """The stream's network, sized for its input channels and the training crop."""
-    return build_model(cfg.model, in_channels=source.in_channels, classes_per_task=[num_classes],
+def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, lists: SplitLists) -> StreamNet:
+    """The stream's network, sized for its input channels and the training crop; one head per task."""
+    classes_per_task = [len(task.classes) for task in task_lists(lists)]
+    return build_model(cfg.model, in_channels=source.in_channels, classes_per_task=classes_per_task,
                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
 
 
@@ -68,7 +70,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
     stream_cfg = cfg.streams[stream]
     cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
-    model = stream_model(cfg, stream_cfg, source, len(lists.classes))
+    model = stream_model(cfg, stream_cfg, source, lists)
     device = resolve_device(cfg.device, dist_info)
     val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.validate else []
 
@@ -91,7 +93,8 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
         tracker.log(metrics)
         report_epoch(cfg, stream, stats.epoch, metrics)  # to the Optuna trial, when this run is one
 
-    train_stream(model, source, cached_videos(lists.train, cache, "training"), train_cfg=cfg.train,
+    videos, tasks = training_videos(lists, lambda task_videos: cached_videos(task_videos, cache, "training"))
+    train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
                  device=device, seed=cfg.seed, on_epoch=on_epoch, validate=validate if val_videos else None,
                  settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress)
@@ -102,7 +105,7 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) 
     stream_cfg = cfg.streams[stream]
     cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
-    model = stream_model(cfg, stream_cfg, source, len(lists.classes))
+    model = stream_model(cfg, stream_cfg, source, lists)
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
