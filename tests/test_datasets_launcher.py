@@ -13,6 +13,7 @@ from twostream.cache.store import FlowCache
 SHARDS = 2
 
 
+@pytest.mark.slow  # ~35 s on 2 busy cores: Hydra, submitit and two job processes start up
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
                     reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)")
 def test_two_shard_extraction_as_one_submitit_multirun_fills_one_cache(tmp_path):

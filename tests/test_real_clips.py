@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 import zarr
 from test_pipeline import twostream
 
@@ -80,3 +81,38 @@ def test_real_clips_laid_out_as_ucf101_go_through_extract_train_test_fuse(tmp_pa
         assert cache.num_frames(video_id) == frames and cache.num_flows(video_id) == frames - 1, video_id
         assert cache.read_frames(video_id, frames - 1).shape == (1, height, width, 3), video_id
         assert cache.read_flow(video_id, frames - 2, 1).shape == (1, 2, height, width), video_id
+
+
+@pytest.mark.slow  # ~20 s on 2 busy cores: a whole extract-train-test-fuse run
+def test_multitask_run_trains_one_head_per_dataset_and_tests_the_evaluated_one(tmp_path):
+    """dataset=ucf101_hmdb51 on the real clips: HMDB-51 (3 classes) evaluated, UCF-101 (2 classes) helping."""
+    if not CLIPS.is_dir():
+        pytest.skip(f"real clips folder {CLIPS} is not present (it ships beside the repo, not in it)")
+    root = tmp_path / "datasets"
+    _, _, ucf_sources = lay_out_ucf101(root)
+    hmdb_classes = ["clap", "hug", "wave"]
+    (root / "testTrainMulti_7030_splits").mkdir()
+    clips = sorted(CLIPS.iterdir())
+    for k, name in enumerate(hmdb_classes):
+        (root / "hmdb51" / name).mkdir(parents=True)
+        for clip, use in ((clips[k], 1), (clips[(k + 1) % len(clips)], 2)):
+            (root / "hmdb51" / name / f"{name}_{use}.avi").symlink_to(clip.resolve())
+        (root / f"testTrainMulti_7030_splits/{name}_test_split1.txt").write_text(
+            f"{name}_1.avi 1 \n{name}_2.avi 2 \n")
+    result = twostream(
+        "+experiment=quickstart", "dataset=ucf101_hmdb51", f"dataset.root={root}", f"dataset.short_side={SHORT_SIDE}",
+        "~streams.spatial", "flow=dis", "flow.params.preset=ultrafast", "name=multi", "progress=false",
+        "tracking.mode=disabled", "streams.temporal.epochs=1", "streams.temporal.L=5", "train.samples_per_video=2",
+        "train.validate=false", "test.num_positions=2", "test.crops=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    results = json.loads((tmp_path / "outputs/multi/results.json").read_text())
+    assert results["num_classes"] == 3 and results["num_test_videos"] == 3  # HMDB-51's test videos
+    checkpoint = torch.load(tmp_path / "outputs/multi/checkpoints/temporal.pt", weights_only=False)
+    heads = [checkpoint["model"][f"heads.{i}.weight"].shape[0] for i in range(2)]
+    assert heads == [3, 2] and "heads.2.weight" not in checkpoint["model"]
+    path = tmp_path / "data/cache/ucf101_hmdb51_dis.zarr"
+    cache = FlowCache(path, dict(zarr.open_group(path, mode="r").attrs["fingerprint"]))
+    ucf_train = {i for i in ucf_sources if "_g01_" in i}
+    hmdb = {f"{c}/{c}_{use}" for c in hmdb_classes for use in (1, 2)}
+    assert set(cache.video_ids()) == hmdb | ucf_train  # UCF-101's test videos are never read
