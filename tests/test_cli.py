@@ -8,7 +8,9 @@ from test_pipeline import twostream
 def test_help_lists_groups_and_examples(tmp_path):
     result = twostream("--help", cwd=tmp_path)
     assert result.returncode == 0
-    assert "== Config groups" in result.stdout and "experiment: quickstart" in result.stdout
+    assert "== Config groups" in result.stdout
+    experiments = next(line for line in result.stdout.splitlines() if line.startswith("experiment: "))
+    assert "quickstart" in experiments.split(": ")[1].split(", ")
     assert "stage=extract" in result.stdout
 
 
