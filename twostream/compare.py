@@ -221,7 +221,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
     notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}."]
     if others:
         notes.append("Trials without results: " + "; ".join(
-            f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={v}" for k, v in t.params.items()) + ")"
+            f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={_setting_text(v)}" for k, v in t.params.items()) + ")"
             for t in others) + ".")
     objective_method = (objective or "").removeprefix("accuracy.")
     method = per_class_method or (objective_method if objective_method in methods else None) or next(
