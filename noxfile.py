@@ -32,3 +32,11 @@ def bench_cache(session: nox.Session) -> None:
     """Flow cache layouts against JPEG folders, and extraction throughput (experiments/cache_benchmark)."""
     session.install("-e", ".")
     session.run("python", "experiments/cache_benchmark/benchmark.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench_flow(session: nox.Session) -> None:
+    """Flow estimators side by side: EPE on real frames with known motion, pairs/s (options after --)."""
+    session.install("-e", ".")
+    session.run("python", "experiments/flow_benchmark/benchmark.py", *session.posargs,
+                env={"OMP_WAIT_POLICY": "PASSIVE"})

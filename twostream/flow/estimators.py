@@ -88,14 +88,13 @@ def deepflow() -> FlowEstimator:
 def brox(*, alpha: float, gamma: float, scale_factor: float, inner_iterations: int, outer_iterations: int,
          solver_iterations: int) -> FlowEstimator:
     """Brox et al. 2004 flow, the paper's method, on a GPU through OpenCV's CUDA module (``cv2.cuda``)."""
-    cuda_devices = cv2.cuda.getCudaEnabledDeviceCount() if hasattr(cv2, "cuda") else 0
-    if not hasattr(cv2, "cuda_BroxOpticalFlow") or cuda_devices == 0:
+    built_with_cuda = hasattr(cv2, "cuda_BroxOpticalFlow")
+    if not built_with_cuda or cv2.cuda.getCudaEnabledDeviceCount() == 0:
         raise RuntimeError(
             f"flow=brox needs OpenCV built with CUDA (cv2.cuda_BroxOpticalFlow) and a CUDA GPU; this OpenCV "
-            f"{cv2.__version__} has {'no CUDA module' if not hasattr(cv2, 'cuda_BroxOpticalFlow') else 'no GPU'}"
-            ". Install an OpenCV build with CUDA and the contrib modules (e.g. build opencv-contrib-python "
-            "with CMAKE_ARGS='-DWITH_CUDA=ON -DOPENCV_DNN_CUDA=OFF'), or use flow=tvl1, which runs on "
-            "CUDA through torch.")
+            f"{cv2.__version__} {'sees no CUDA GPU' if built_with_cuda else 'was built without CUDA'}. Install "
+            "an OpenCV build with CUDA and the contrib modules (e.g. build opencv-contrib-python with "
+            "CMAKE_ARGS='-DWITH_CUDA=ON'), or use flow=tvl1, which runs on CUDA through torch.")
     method = cv2.cuda_BroxOpticalFlow.create(alpha, gamma, scale_factor, inner_iterations, outer_iterations,
                                              solver_iterations)
 
