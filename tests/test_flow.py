@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from twostream.flow import ESTIMATORS, dequantize, get_estimator, quantize
+from twostream.cache import cache_fingerprint
+from twostream.flow import ESTIMATORS, dequantize, estimator_kwargs, get_estimator, quantize
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # small, quick settings where a method's defaults are slow (the contract does not depend on them)
@@ -74,7 +75,16 @@ def test_every_flow_config_builds_its_estimator(config):
     assert flow.name in ESTIMATORS and flow.batch_size >= 1
     if flow.name == "brox" and not opencv_has_cuda():
         pytest.skip("brox needs OpenCV built with CUDA and a GPU; this OpenCV has neither")
-    assert callable(get_estimator(flow.name, **flow.params))  # a misspelt or missing key raises here
+    assert callable(get_estimator(flow.name, **estimator_kwargs(flow)))  # a misspelt or missing key raises here
+
+
+def test_runtime_settings_do_not_change_the_cache_fingerprint():
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        on_cpu, on_gpu, other_flow = (
+            cache_fingerprint(compose(config_name="config", overrides=["flow=tvl1", *extra]))
+            for extra in (["flow.runtime.device=cpu"], ["flow.runtime.device=cuda", "flow.runtime.compile=false"],
+                          ["flow.params.warps=3"]))
+    assert on_cpu == on_gpu and on_cpu != other_flow
 
 
 def test_quantisation_round_trip_within_half_a_step():

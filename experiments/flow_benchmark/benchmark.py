@@ -35,7 +35,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from twostream.data.video import read_frames
-from twostream.flow import FlowEstimator, get_estimator
+from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator
 from twostream.flow.groundtruth import endpoint_error, moving_object_pair, smooth_random_flow, warp_to_prev
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ ROWS = {  # label -> Hydra overrides of the flow group
     "tvl1": ["flow=tvl1"],
     "tvl1_fast": ["flow=tvl1_fast"],
     "tvl1 (OpenCV's epsilon 0.01)": ["flow=tvl1", "flow.params.epsilon=0.01"],
-    "tvl1 eager (not compiled)": ["flow=tvl1", "flow.params.compile=false"],
+    "tvl1 eager (not compiled)": ["flow=tvl1", "flow.runtime.compile=false"],
     "opencv_tvl1": ["flow=opencv_tvl1"],
     "deepflow": ["flow=deepflow"],
     "farneback": ["flow=farneback"],
@@ -114,7 +114,7 @@ def build_rows(labels: list[str]) -> list[Row]:
             flow = compose(config_name="config", overrides=ROWS[label]).flow
             row = Row(label, " ".join(ROWS[label]), batch_size=int(flow.batch_size))
             try:
-                row.estimator = get_estimator(flow.name, **flow.params)
+                row.estimator = get_estimator(flow.name, **estimator_kwargs(flow))
             except RuntimeError as error:  # e.g. brox without an OpenCV built with CUDA
                 row.unavailable = str(error).split(";")[0]
             rows.append(row)

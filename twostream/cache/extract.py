@@ -36,7 +36,7 @@ from twostream.data.catalog import videos_to_extract
 from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
-from twostream.flow import FlowEstimator, get_estimator, quantize
+from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator, quantize
 
 if TYPE_CHECKING:  # the tracker (wandb) is slow to import, and spawned workers need none of it
     from twostream.tracking import Tracker
@@ -49,7 +49,7 @@ class ExtractSettings:
     """What extraction does to each video: the estimator, its batching, resizing, which directions."""
 
     estimator: str
-    params: Mapping[str, Any]
+    params: Mapping[str, Any]  # every keyword argument of the estimator (flow params + runtime)
     batch_size: int
     short_side: int | None
     backward: bool = False
@@ -57,7 +57,8 @@ class ExtractSettings:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "ExtractSettings":
-        return cls(estimator=cfg.flow.name, params=OmegaConf.to_container(cfg.flow.params, resolve=True),
+        return cls(estimator=cfg.flow.name,
+                   params=estimator_kwargs(OmegaConf.to_container(cfg.flow, resolve=True)),
                    batch_size=cfg.flow.batch_size, short_side=cfg.dataset.short_side,
                    backward=cfg.cache.backward, min_decoded_fraction=cfg.cache.min_decoded_fraction)
 

@@ -9,7 +9,16 @@ Contract shared by every estimator returned by :func:`get_estimator`::
 the vertical (y) one, in pixels, from ``prev`` to ``nxt`` (``nxt[y + v, x + u] ~ prev[y, x]``).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from twostream.flow.estimators import ESTIMATORS, FlowEstimator, get_estimator
 from twostream.flow.quantize import dequantize, quantize
 
-__all__ = ["ESTIMATORS", "FlowEstimator", "dequantize", "get_estimator", "quantize"]
+__all__ = ["ESTIMATORS", "FlowEstimator", "dequantize", "estimator_kwargs", "get_estimator", "quantize"]
+
+
+def estimator_kwargs(flow_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """All keyword arguments of a ``conf/flow`` estimator: its ``params`` (what flow it computes,
+    part of the cache fingerprint) and its optional ``runtime`` (device, compilation: how)."""
+    return {**flow_cfg["params"], **(flow_cfg.get("runtime") or {})}
