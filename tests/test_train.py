@@ -21,7 +21,8 @@ MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], 
                           "norm": "lrn", "pretrained": None})
 TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_at": [0.5],
                           "lr_gamma": 0.1, "crop_size": 64, "samples_per_video": 2, "num_workers": 0,
-                          "resume": True, "accumulate": 1, "amp": False, "channels_last": False})
+                          "resume": True, "accumulate": 1, "amp": False, "channels_last": False,
+                          "multiscale": None})
 SETTINGS = {"stream": {"L": 2}}
 
 

@@ -76,9 +76,10 @@ class RandomPositions(Dataset):
     """
 
     def __init__(self, source: InputSource, videos: Sequence[Video], crop_size: int,
-                 samples_per_video: int, tasks: Sequence[int] | None = None) -> None:
+                 samples_per_video: int, tasks: Sequence[int] | None = None,
+                 scales: Sequence[float] | None = None) -> None:
         self.source, self.videos, self.crop_size = source, list(videos), crop_size
-        self.samples_per_video = samples_per_video
+        self.samples_per_video, self.scales = samples_per_video, scales
         self.tasks = list(tasks) if tasks is not None else [0] * len(self.videos)
         if len(self.tasks) != len(self.videos):
             raise ValueError(f"{len(self.tasks)} task ids for {len(self.videos)} videos")
@@ -90,5 +91,6 @@ class RandomPositions(Dataset):
         k = index % len(self.videos)
         video = self.videos[k]
         position = int(torch.randint(0, self.source.num_positions(video.id), (1,)))
-        x = random_crop_flip(self.source.load(video.id, position), self.crop_size, self.source.is_flow)
+        x = random_crop_flip(self.source.load(video.id, position), self.crop_size, self.source.is_flow,
+                             self.scales)
         return torch.from_numpy(x), video.label, self.tasks[k]

@@ -1,5 +1,8 @@
 """Crops and flips for (C, H, W) inputs; flipping a flow input negates its x channels."""
 
+from collections.abc import Sequence
+
+import cv2
 import numpy as np
 import torch
 
@@ -21,15 +24,33 @@ def hflip(x: np.ndarray, is_flow: bool) -> np.ndarray:
     return flipped
 
 
-def random_crop_flip(x: np.ndarray, size: int, is_flow: bool, generator: torch.Generator | None = None
-                     ) -> np.ndarray:
-    """A random ``size`` x ``size`` crop, mirrored with probability 1/2 (training augmentation)."""
+def resize_crop(crop: np.ndarray, size: int, is_flow: bool) -> np.ndarray:
+    """Resize a square (C, S, S) crop to (C, size, size); flow displacements scale with the image."""
+    side = crop.shape[1]
+    if side == size:
+        return crop
+    resized = cv2.resize(np.ascontiguousarray(crop.transpose(1, 2, 0)), (size, size),
+                         interpolation=cv2.INTER_LINEAR).reshape(size, size, -1).transpose(2, 0, 1)
+    return resized * np.float32(size / side) if is_flow else resized
+
+
+def random_crop_flip(x: np.ndarray, size: int, is_flow: bool, scales: Sequence[float] | None = None,
+                     generator: torch.Generator | None = None) -> np.ndarray:
+    """A random ``size`` x ``size`` crop, mirrored with probability 1/2 (training augmentation).
+
+    With ``scales`` (multi-scale cropping), the crop's side is a random one of ``scale x`` the
+    input's shorter side, and the crop is resized to ``size``.
+    """
     _, h, w = x.shape
-    if h < size or w < size:
-        raise ValueError(f"crop {size} is larger than the input {h}x{w}; lower train.crop_size")
-    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
-    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
-    crop = x[:, top:top + size, left:left + size]
+    side = size
+    if scales:
+        scale = scales[int(torch.randint(0, len(scales), (1,), generator=generator))]
+        side = max(1, min(h, w, round(scale * min(h, w))))
+    if h < side or w < side:
+        raise ValueError(f"crop {side} is larger than the input {h}x{w}; lower train.crop_size")
+    top = int(torch.randint(0, h - side + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - side + 1, (1,), generator=generator))
+    crop = resize_crop(x[:, top:top + side, left:left + side], size, is_flow)
     return hflip(crop, is_flow) if bool(torch.rand(1, generator=generator) < 0.5) else crop.copy()
 
 

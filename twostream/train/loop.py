@@ -138,7 +138,8 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         torch.set_rng_state(state["rng"][info.rank])
         first_epoch = state["epoch"]
         log.info("resuming %s from epoch %d", checkpoint, first_epoch)
-    data = RandomPositions(source, videos, train_cfg.crop_size, train_cfg.samples_per_video, tasks)
+    data = RandomPositions(source, videos, train_cfg.crop_size, train_cfg.samples_per_video, tasks,
+                           train_cfg.multiscale)
     sampler = DistributedSampler(data, info.world_size, info.rank, seed=seed) if info.enabled else None
     loader = DataLoader(data, batch_size=train_cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=train_cfg.num_workers, persistent_workers=train_cfg.num_workers > 0,
