@@ -15,7 +15,8 @@ from twostream.cache.store import FlowCache
 from twostream.data.datasets import FlowStackSource
 from twostream.data.splits import Video
 from twostream.models import build_model
-from twostream.train.loop import CheckpointMismatchError, train_step, train_stream
+from twostream.train.distributed import DistInfo
+from twostream.train.loop import CheckpointMismatchError, TrainingStopped, train_step, train_stream
 
 MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], "fc_widths": [16, 16],
                           "norm": "lrn", "pretrained": None})
@@ -128,3 +129,31 @@ def test_two_process_gloo_ddp_step_equals_single_process_step(tmp_path):
     ddp_state = torch.load(tmp_path / "ddp.pt")
     for name, value in single.state_dict().items():
         torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def _stop_worker(rank, world, port, cache_path, videos, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    source = FlowStackSource(FlowCache(cache_path, {"bound": 20}), L=2, stacking="optical_flow",
+                             bidirectional=False, mean_subtraction=True)
+
+    def prune_after_first(stats):
+        raise Interrupted  # what a sweep's pruning does on the main process
+
+    try:
+        train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=3,
+                     checkpoint=out / f"stop{rank}.pt", device=torch.device("cpu"), seed=5,
+                     on_epoch=prune_after_first, settings=SETTINGS, dist_info=DistInfo(rank, world, 0),
+                     progress=False)
+    except (Interrupted, TrainingStopped) as error:
+        (out / f"rank{rank}.txt").write_text(type(error).__name__)
+    dist.destroy_process_group()
+
+
+@pytest.mark.timeout(180)
+def test_when_the_main_process_stops_training_the_others_stop_too(flow_cache, tmp_path):
+    cache, videos = flow_cache
+    mp.spawn(_stop_worker, args=(2, free_port(), cache.path, videos, tmp_path), nprocs=2, join=True)
+    assert (tmp_path / "rank0.txt").read_text() == "Interrupted"
+    assert (tmp_path / "rank1.txt").read_text() == "TrainingStopped"

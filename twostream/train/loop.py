@@ -29,6 +29,10 @@ from twostream.train.distributed import DistInfo, gather, reduce_sum
 log = logging.getLogger(__name__)
 
 
+class TrainingStopped(RuntimeError):
+    """Raised in the other processes of a torchrun job when the main one stops training."""
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint to resume from was made with other settings than the config's."""
 
@@ -173,6 +177,7 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
                            seen / seconds)
         scheduler.step()
         rng_states = gather(torch.get_rng_state(), info)  # every process's, for an exact resume
+        stop: BaseException | None = None
         if info.is_main:
             if validate is not None:
                 stats.val_accuracy = validate(model)
@@ -180,5 +185,11 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
                         "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1,
                         "settings": dict(settings)},
                        checkpoint)
-            on_epoch(stats)
+            try:
+                on_epoch(stats)  # may stop training, e.g. a sweep pruning this trial
+            except BaseException as error:  # re-raised below, after telling the other processes
+                stop = error
+        # Under torchrun the other processes must stop too, or they wait for the main one forever.
+        if any(gather(stop is not None, info)):
+            raise stop if stop is not None else TrainingStopped("the main process stopped training")
     return model
