@@ -22,12 +22,12 @@ TINY = [
 ]
 
 
-def twostream(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m twostream ARGS`` as a user would, from ``cwd``."""
+def twostream(*args: str, cwd: Path, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run ``python [-m LAUNCHER] -m twostream ARGS`` as a user would, from ``cwd``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "twostream", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, *launcher, "-m", "twostream", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,17 @@ def test_one_stage_alone_reuses_earlier_outputs(tiny_run):
     extract = twostream(*TINY, "stage=extract", "tracking.mode=disabled", cwd=cwd)
     assert extract.returncode == 0, extract.stderr[-3000:]
     assert "0 extracted, 36 already cached" in extract.stdout + extract.stderr
+
+
+def test_the_same_command_under_torchrun_trains_on_two_processes(tmp_path):
+    launcher = ("-m", "torch.distributed.run", "--nproc_per_node=2")
+    result = twostream(*TINY, "name=ddp", cwd=tmp_path, launcher=launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "outputs/ddp/results.json").read_text())
+    assert all(0.0 <= v <= 1.0 for v in results["accuracy"].values())
+    # only the main process logs: one W&B run per stage, not two
+    runs = [read_offline_run(p) for p in find_runs(tmp_path / "outputs/ddp/wandb")]
+    assert [r.job_type for r in runs].count("train_temporal") == 1 and len(runs) == 6
+    # only the main process reports epochs (the other trains silently)
+    log = (tmp_path / "outputs/ddp/__main__.log").read_text()
+    assert "temporal epoch 2:" in log and log.count("temporal epoch 2:") == 1
