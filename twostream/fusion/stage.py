@@ -41,13 +41,14 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, tracker: Tracker) -> dict[str, 
     method_scores = {s: sc.scores for s, sc in zip(streams, test, strict=True)}
     method_scores["fusion_average"] = average_fusion([sc.scores for sc in test])
     method_scores["fusion_svm"] = svm.decision([sc.scores for sc in test])
-    fused_files = []
-    for method in FUSION_METHODS:
-        path = scores_path(output_dir, method, "test")
-        Scores(test[0].video_ids, labels, method_scores[method].astype(np.float32), test[0].classes).save(path)
-        fused_files.append(path)
+    fused = {m: Scores(test[0].video_ids, labels, method_scores[m].astype(np.float32), test[0].classes)
+             for m in FUSION_METHODS}
+    fused_files = [scores_path(output_dir, m, "test") for m in FUSION_METHODS]
+    for method, path in zip(FUSION_METHODS, fused_files, strict=True):
+        fused[method].save(path)
 
-    accuracy = {m: float((s.argmax(1) == labels).mean()) for m, s in method_scores.items()}
+    accuracy = {s: sc.accuracy for s, sc in zip(streams, test, strict=True)} | {m: fused[m].accuracy
+                                                                               for m in FUSION_METHODS}
     per_class = {m: per_class_accuracy(s, labels, len(classes)) for m, s in method_scores.items()}
     results = {"experiment": cfg.name, "dataset": cfg.dataset.name, "split": cfg.dataset.split,
                "num_classes": len(lists.classes), "num_test_videos": len(labels),

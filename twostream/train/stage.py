@@ -50,6 +50,16 @@ def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, l
                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
 
 
+def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str
+                 ) -> tuple[DictConfig, FlowCache, InputSource, StreamNet]:
+    """What both the train and the test stage of a stream start from: its config, the cache,
+    its input source and a freshly built network."""
+    stream_cfg = cfg.streams[stream]
+    cache = open_cache(cfg)
+    source = input_source(stream_cfg, cache)
+    return stream_cfg, cache, source, stream_model(cfg, stream_cfg, source, lists)
+
+
 def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
     """Where the stream's checkpoint is written every epoch."""
     return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
@@ -67,10 +77,7 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
 
 def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker, dist_info: DistInfo) -> None:
     """The train stage of one stream, on the split's training videos (all processes under torchrun)."""
-    stream_cfg = cfg.streams[stream]
-    cache = open_cache(cfg)
-    source = input_source(stream_cfg, cache)
-    model = stream_model(cfg, stream_cfg, source, lists)
+    stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, dist_info)
     val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.validate else []
 
@@ -102,10 +109,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
     """The test stage of one stream: score files for the train and the test videos."""
-    stream_cfg = cfg.streams[stream]
-    cache = open_cache(cfg)
-    source = input_source(stream_cfg, cache)
-    model = stream_model(cfg, stream_cfg, source, lists)
+    stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
