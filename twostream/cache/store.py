@@ -233,17 +233,17 @@ class FlowCache:
         """Number of stored flow fields of a video in each direction (frames - 1)."""
         return int(self._array(video_id, "flow_fwd").shape[0])
 
-    @staticmethod
-    def _slice(array: ShardedArray | np.ndarray, start: int, stop: int) -> np.ndarray:
+    def _read(self, video_id: str, name: str, start: int, length: int, unit: str) -> np.ndarray:
+        """Items [start, start+length) of one of a video's arrays, range-checked."""
+        array = self._array(video_id, name)
+        stop = start + length
+        if start < 0 or stop > array.shape[0]:
+            raise IndexError(f"{unit} [{start}, {stop}) out of range for {video_id!r} with {array.shape[0]} {unit}")
         return array[start:stop] if isinstance(array, np.ndarray) else array.read(start, stop)
 
     def read_frames(self, video_id: str, start: int, length: int = 1) -> np.ndarray:
         """uint8 RGB frames [start, start+length) as (length, H, W, 3)."""
-        frames = self._array(video_id, "frames")
-        if start < 0 or start + length > frames.shape[0]:
-            raise IndexError(f"frames [{start}, {start + length}) out of range for {video_id!r} "
-                             f"with {frames.shape[0]} frames")
-        return self._slice(frames, start, start + length)
+        return self._read(video_id, "frames", start, length, "frames")
 
     def read_flow(self, video_id: str, start: int, length: int, direction: str = "fwd") -> np.ndarray:
         """uint8 quantised flow fields [start, start+length) as (length, 2, H, W).
@@ -255,11 +255,7 @@ class FlowCache:
             raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
         if direction == "bwd" and not self.backward:
             raise ValueError(f"flow cache {self.path} holds no backward flow; extract with cache.backward=true")
-        flow = self._array(video_id, DIRECTIONS[direction])
-        if start < 0 or start + length > flow.shape[0]:
-            raise IndexError(f"flow [{start}, {start + length}) out of range for {video_id!r} "
-                             f"with {flow.shape[0]} fields")
-        return self._slice(flow, start, start + length)
+        return self._read(video_id, DIRECTIONS[direction], start, length, "flow fields")
 
     # -- writing -----------------------------------------------------------------------------
     def _staging(self, video_id: str) -> tuple[Path, str]:
