@@ -27,10 +27,10 @@ TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4
 SETTINGS = {"stream": {"L": 2}}
 
 
-def tiny_model(in_channels=4, dropout=0.5, seed=0):
+def tiny_model(in_channels=4, dropout=0.5, seed=0, classes_per_task=(3,)):
     torch.manual_seed(seed)
-    return build_model(MODEL, in_channels=in_channels, classes_per_task=[3], input_size=64, dropout=dropout,
-                       is_flow=True)
+    return build_model(MODEL, in_channels=in_channels, classes_per_task=list(classes_per_task), input_size=64,
+                       dropout=dropout, is_flow=True)
 
 
 @pytest.fixture
@@ -85,9 +85,9 @@ def test_resuming_a_checkpoint_made_with_other_settings_is_refused(flow_cache, t
         train_stream(tiny_model(), source, videos, settings={"stream": {"L": 3}}, **kwargs)
 
 
-def one_step(model, x, y, accumulate, chunks):
+def one_step(model, x, y, accumulate, chunks, tasks=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    tasks = torch.zeros(len(y), dtype=torch.long)
+    tasks = torch.zeros(len(y), dtype=torch.long) if tasks is None else tasks
     for i, (xc, yc, tc) in enumerate(zip(x.chunk(chunks), y.chunk(chunks), tasks.chunk(chunks), strict=True)):
         train_step(model, (xc, yc, tc), optimizer, accumulate=accumulate, step_now=i + 1 == chunks,
                    autocast=contextlib.nullcontext(), scaler=None)
@@ -103,13 +103,15 @@ def test_gradient_accumulation_equals_one_big_batch():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _ddp_worker(rank, world, port, x, y, out):
+def _ddp_worker(rank, world, port, x, y, out, tasks=None, classes_per_task=(3,)):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    model = torch.nn.parallel.DistributedDataParallel(tiny_model(dropout=0.0))
-    half = len(y) // world
-    one_step(model, x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half], accumulate=1, chunks=1)
+    model = torch.nn.parallel.DistributedDataParallel(
+        tiny_model(dropout=0.0, classes_per_task=classes_per_task),
+        find_unused_parameters=len(classes_per_task) > 1)  # as train_stream does
+    part = slice(rank * len(y) // world, (rank + 1) * len(y) // world)
+    one_step(model, x[part], y[part], accumulate=1, chunks=1, tasks=None if tasks is None else tasks[part])
     if rank == 0:
         torch.save(model.module.state_dict(), out)
     dist.destroy_process_group()
@@ -157,3 +159,15 @@ def test_when_the_main_process_stops_training_the_others_stop_too(flow_cache, tm
     mp.spawn(_stop_worker, args=(2, free_port(), cache.path, videos, tmp_path), nprocs=2, join=True)
     assert (tmp_path / "rank0.txt").read_text() == "Interrupted"
     assert (tmp_path / "rank1.txt").read_text() == "TrainingStopped"
+
+
+def test_two_process_multitask_ddp_step_equals_single_process_step(tmp_path):
+    torch.manual_seed(6)
+    x = torch.randn(8, 4, 64, 64)
+    tasks = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])  # each process gets two samples of each task
+    y = torch.where(tasks == 0, torch.randint(0, 3, (8,)), torch.randint(0, 2, (8,)))
+    mp.spawn(_ddp_worker, args=(2, free_port(), x, y, tmp_path / "ddp.pt", tasks, (3, 2)), nprocs=2, join=True)
+    single = one_step(tiny_model(dropout=0.0, classes_per_task=(3, 2)), x, y, accumulate=1, chunks=1, tasks=tasks)
+    ddp_state = torch.load(tmp_path / "ddp.pt")
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -25,13 +25,16 @@ class StreamNet(nn.Module):
         self.trunk = trunk
         self.heads = nn.ModuleList(nn.Linear(feature_dim, c) for c in classes_per_task)
 
-    def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
-        """Logits of head ``task`` for inputs (N, C, H, W)."""
-        return self.heads[task](self.trunk(x))
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None
+                ) -> torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]]:
+        """Logits of head 0 for inputs (N, C, H, W); with ``tasks`` (N,), for each task present in
+        the batch: (its samples' indices, their logits under its own head).
 
-    def forward_tasks(self, x: torch.Tensor, tasks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """For each task present in the batch: (its samples' indices, their logits under its own head)."""
+        Both go through ``forward`` so that a DDP wrapper sees every head's use.
+        """
         features = self.trunk(x)
+        if tasks is None:
+            return self.heads[0](features)
         out = []
         for task in torch.unique(tasks).tolist():
             index = torch.nonzero(tasks == task).squeeze(1)

@@ -67,12 +67,11 @@ def multitask_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tasks: to
     :class:`StreamNet` or a DDP wrapper around one.
     """
     net: StreamNet = model.module if isinstance(model, DistributedDataParallel) else model
-    if isinstance(model, DistributedDataParallel) or len(net.heads) == 1:
-        # DDP hooks only see calls through the wrapper; with one head the plain call is the same.
+    if len(net.heads) == 1:
         logits = model(x)
         return nn.functional.cross_entropy(logits, y), int((logits.argmax(1) == y).sum())
     loss, correct = x.new_zeros(()), 0
-    for index, logits in net.forward_tasks(x, tasks):
+    for index, logits in model(x, tasks):  # through the DDP wrapper, if any: it must see every head
         loss = loss + nn.functional.cross_entropy(logits, y[index])
         correct += int((logits.argmax(1) == y[index]).sum())
     return loss, correct
@@ -148,8 +147,9 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     loader = DataLoader(data, batch_size=train_cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=train_cfg.num_workers, persistent_workers=train_cfg.num_workers > 0,
                         pin_memory=device.type == "cuda")
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if info.enabled else model
+    # A batch may lack a task, leaving its head unused: DDP must then not wait for its gradient.
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                  find_unused_parameters=len(model.heads) > 1) if info.enabled else model
     autocast, scaler = _cuda_speedups(train_cfg, device)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(first_epoch, epochs):
