@@ -57,6 +57,9 @@ def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str
     stream_cfg = cfg.streams[stream]
     cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
+    # The initial weights depend on the seed alone, not on what ran before in this process
+    # (the other stream, an earlier sweep trial).
+    torch.manual_seed(cfg.seed)
     return stream_cfg, cache, source, stream_model(cfg, stream_cfg, source, lists)
 
 
