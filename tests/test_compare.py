@@ -14,8 +14,8 @@ from sklearn.metrics import confusion_matrix
 
 from twostream.compare import main
 from twostream.report import write_results
+from twostream.scores import Scores, scores_path
 from twostream.tracking import find_runs, read_offline_run
-from twostream.train.evaluate import Scores, scores_path
 
 CLASSES = [f"class{k}" for k in range(6)]
 METHODS = ("temporal", "fusion_average", "fusion_svm")

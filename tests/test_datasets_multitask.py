@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from twostream.data.catalog import MultiTaskLists, load_split_lists, training_videos, videos_to_extract
-from twostream.data.datasets import RandomPositions
+from twostream.inputs.datasets import RandomPositions
 from twostream.models import build_model
 from twostream.train.loop import multitask_loss
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from twostream.compare import main as compare_main
 from twostream.report import write_results
-from twostream.train.evaluate import Scores, scores_path
+from twostream.scores import Scores, scores_path
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Training videos per split (official lists, tests/test_splits.py) and the paper's schedule.

@@ -13,8 +13,8 @@ from sklearn.svm import LinearSVC
 from twostream.data.splits import SplitLists
 from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy, svm_features
 from twostream.fusion.stage import run_fuse
+from twostream.scores import Scores, scores_path
 from twostream.tracking import read_offline_run, start_run
-from twostream.train.evaluate import Scores, scores_path
 
 
 def softmax(z):

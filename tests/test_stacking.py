@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from twostream.data.stacking import stack_flow
+from twostream.inputs.stacking import stack_flow
 
 
 def smooth_flow(rng, fields=6, h=9, w=11, scale=2.0):

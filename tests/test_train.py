@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from twostream.cache.store import FlowCache
-from twostream.data.datasets import FlowStackSource
 from twostream.data.splits import Video
+from twostream.inputs.datasets import FlowStackSource
 from twostream.models import build_model
 from twostream.train.distributed import DistInfo
 from twostream.train.loop import CheckpointMismatchError, TrainingStopped, train_step, train_stream

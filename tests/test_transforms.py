@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from twostream.data.transforms import hflip, protocol_crops, random_crop_flip
+from twostream.inputs.transforms import hflip, protocol_crops, random_crop_flip
 
 
 def test_flipping_a_flow_stack_mirrors_and_negates_only_x():

@@ -32,9 +32,9 @@ from omegaconf import OmegaConf
 
 from twostream.fusion import per_class_accuracy
 from twostream.fusion.stage import FUSION_METHODS
+from twostream.scores import Scores, scores_path
 from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, open_storage
 from twostream.tracking import start_run
-from twostream.train.evaluate import Scores, scores_path
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot is imported)

@@ -22,11 +22,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from twostream.cache.store import CacheLayout, FlowCache
-from twostream.data.datasets import FlowStackSource, RandomPositions
 from twostream.data.splits import Video
-from twostream.data.stacking import stack_flow
 from twostream.data.video import read_frames
 from twostream.flow import dequantize, get_estimator, quantize
+from twostream.inputs.datasets import FlowStackSource, RandomPositions
+from twostream.inputs.stacking import stack_flow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cache_benchmark"))
 from benchmark import DEFAULT_CLIP, ESTIMATOR_PARAMS, jpeg_folder  # noqa: E402  (the JPEG-folder layout)

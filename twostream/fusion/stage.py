@@ -10,8 +10,8 @@ from twostream.data.splits import SplitLists
 from twostream.errors import StageError
 from twostream.fusion import average_fusion, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, write_results
+from twostream.scores import Scores, scores_path
 from twostream.tracking import Tracker
-from twostream.train.evaluate import Scores, scores_path
 
 FUSION_METHODS = ("fusion_average", "fusion_svm")
 

@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 
 from twostream.cache import open_cache
 from twostream.data.splits import SplitLists
+from twostream.scores import scores_path
 from twostream.tracking import Tracker
 from twostream.tracking.flowviz import log_flow_samples
-from twostream.train.evaluate import scores_path
 from twostream.train.stage import checkpoint_path
 
 

@@ -1,49 +1,20 @@
-"""The test protocol and the per-video score files that fusion reads.
+"""The test protocol: per-video class scores of a stream.
 
 Per video: ``num_positions`` evenly spaced frames (or flow stacks), each with 1 or 10 crops;
 the softmax class scores are averaged over all of them.
 
-Score file ``scores/<stream>_<train|test>.npz``: ``video_ids`` (str, N), ``labels`` (int64, N),
-``scores`` (float32, N x C softmax), ``classes`` (str, C). Rows are in the split list's video
-order, the same for every stream.
+The scores are written as score files (:mod:`twostream.scores`), which fusion reads.
 """
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from twostream.data.datasets import InputSource
 from twostream.data.splits import Video
-from twostream.data.transforms import protocol_crops
-
-
-@dataclass
-class Scores:
-    """Per-video class scores of one stream on one set of videos."""
-
-    video_ids: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
-    classes: np.ndarray
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.scores.argmax(1) == self.labels).mean())
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, video_ids=self.video_ids, labels=self.labels, scores=self.scores, classes=self.classes)
-
-    @classmethod
-    def load(cls, path: Path) -> "Scores":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no score file; run the test stage first (stage=test)")
-        with np.load(path) as f:
-            return cls(f["video_ids"], f["labels"], f["scores"], f["classes"])
+from twostream.inputs.datasets import InputSource
+from twostream.inputs.transforms import protocol_crops
+from twostream.scores import Scores
 
 
 def evenly_spaced(count: int, available: int) -> list[int]:
@@ -70,8 +41,3 @@ def score_videos(model: nn.Module, source: InputSource, videos: list[Video], cla
         rows.append(probs.mean(0).cpu().numpy())
     return Scores(np.array([v.id for v in videos]), np.array([v.label for v in videos], np.int64),
                   np.stack(rows).astype(np.float32), np.array(classes))
-
-
-def scores_path(output_dir: str | Path, stream: str, subset: str) -> Path:
-    """Where the score file of ``stream`` on the ``train`` or ``test`` videos lives."""
-    return Path(output_dir) / "scores" / f"{stream}_{subset}.npz"

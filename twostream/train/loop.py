@@ -20,9 +20,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from twostream.data.datasets import InputSource, RandomPositions
 from twostream.data.splits import Video
 from twostream.fingerprint import differences
+from twostream.inputs.datasets import InputSource, RandomPositions
 from twostream.models import StreamNet
 from twostream.train.distributed import DistInfo, gather, reduce_sum
 

@@ -10,15 +10,16 @@ from omegaconf import DictConfig, OmegaConf
 from twostream.cache import cache_fingerprint, cached_videos, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.catalog import task_lists, training_videos
-from twostream.data.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
 from twostream.fingerprint import differences
+from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
+from twostream.scores import scores_path
 from twostream.sweep import report_epoch
 from twostream.tracking import Tracker
 from twostream.train.distributed import DistInfo
-from twostream.train.evaluate import score_videos, scores_path
+from twostream.train.evaluate import score_videos
 from twostream.train.loop import EpochStats, train_stream
 
 log = logging.getLogger(__name__)

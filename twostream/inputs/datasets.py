@@ -14,9 +14,9 @@ from torch.utils.data import Dataset
 
 from twostream.cache.store import FlowCache
 from twostream.data.splits import Video
-from twostream.data.stacking import stack_flow
-from twostream.data.transforms import normalize_rgb, random_crop_flip
 from twostream.flow import dequantize
+from twostream.inputs.stacking import stack_flow
+from twostream.inputs.transforms import normalize_rgb, random_crop_flip
 
 
 class FrameSource:

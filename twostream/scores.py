@@ -1,0 +1,43 @@
+"""Per-video score files: what the test stage writes and fusion, comparisons and analyses read.
+
+``scores/<stream or fusion method>_<train|test>.npz`` in a run's output folder: ``video_ids``
+(str, N: the video's path under the video root, no extension), ``labels`` (int64, N, 0-based),
+``scores`` (float32, N x C: softmax averaged over the test protocol, or a fusion's class scores),
+``classes`` (str, C: class names in label order). Rows are in the split list's video order, the
+same for every stream.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Scores:
+    """Per-video class scores of one stream on one set of videos."""
+
+    video_ids: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.scores.argmax(1) == self.labels).mean())
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, video_ids=self.video_ids, labels=self.labels, scores=self.scores, classes=self.classes)
+
+    @classmethod
+    def load(cls, path: Path) -> "Scores":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no score file; run the test stage first (stage=test)")
+        with np.load(path) as f:
+            return cls(f["video_ids"], f["labels"], f["scores"], f["classes"])
+
+
+def scores_path(output_dir: str | Path, stream: str, subset: str) -> Path:
+    """Where the score file of ``stream`` on the ``train`` or ``test`` videos lives."""
+    return Path(output_dir) / "scores" / f"{stream}_{subset}.npz"
