@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from sklearn.metrics import confusion_matrix
+from wandb_offline import find_runs, read_offline_run
 
 from twostream.compare import main
 from twostream.report import write_results
 from twostream.scores import Scores, scores_path
-from twostream.tracking import find_runs, read_offline_run
 
 CLASSES = [f"class{k}" for k in range(6)]
 METHODS = ("temporal", "fusion_average", "fusion_svm")

@@ -9,12 +9,13 @@ from omegaconf import OmegaConf
 from sklearn.metrics import confusion_matrix
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
+from wandb_offline import read_offline_run
 
 from twostream.data.splits import SplitLists
 from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy, svm_features
 from twostream.fusion.stage import run_fuse
 from twostream.scores import Scores, scores_path
-from twostream.tracking import read_offline_run, start_run
+from twostream.tracking import start_run
 
 
 def softmax(z):

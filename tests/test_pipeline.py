@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from twostream.tracking import find_runs, read_offline_run
+from wandb_offline import find_runs, read_offline_run
 
 REPO = Path(__file__).resolve().parents[1]
 

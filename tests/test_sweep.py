@@ -15,11 +15,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from test_pipeline import REPO
+from wandb_offline import find_runs, read_offline_run
 
 from twostream.sweep.space import format_value, parse_search_space
-from twostream.sweep.study import PRUNING_ATTR, report_epoch
+from twostream.sweep.study import PRUNING_ATTR, TrialReporter, trial_reporter
 from twostream.sweep.sweeper import objective_value
-from twostream.tracking import find_runs, read_offline_run
 
 # The temporal stream alone on the smallest synthetic set, one epoch: a trial takes a few seconds.
 TINY_SWEEP = [
@@ -83,29 +83,28 @@ def _study_with_one_finished_trial(tmp_path, pruner):
     study.tell(done, 0.7)
     trial = study.ask()
     trial.set_user_attr(PRUNING_ATTR, {"stream": "temporal", "metric": "val/accuracy", "pruner": pruner})
-    trial_cfg = OmegaConf.create({"trial": {"storage": str(tmp_path / "study.journal"), "study": "s",
-                                            "number": trial.number}})
-    return study, trial, trial_cfg
+    return study, trial, TrialReporter({"storage": str(tmp_path / "study.journal"), "study": "s",
+                                        "number": trial.number})
 
 
-def test_report_epoch_reports_through_the_storage_and_prunes_a_worse_trial(tmp_path):
+def test_the_reporter_reports_through_the_storage_and_prunes_a_worse_trial(tmp_path):
     pruner = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
-    study, trial, cfg = _study_with_one_finished_trial(tmp_path, pruner)
-    report_epoch(cfg, "spatial", 1, {"val/accuracy": 0.0})  # another stream: not reported
-    report_epoch(cfg, "temporal", 1, {"val/accuracy": 0.55, "train/loss": 1.0})  # above the median
+    study, trial, reporter = _study_with_one_finished_trial(tmp_path, pruner)
+    reporter.report("spatial", 1, {"val/accuracy": 0.0})  # another stream: not reported
+    reporter.report("temporal", 1, {"val/accuracy": 0.55, "train/loss": 1.0})  # above the median
     with pytest.raises(optuna.TrialPruned, match="epoch 2"):
-        report_epoch(cfg, "temporal", 2, {"val/accuracy": 0.1})  # below the finished trial's 0.6
+        reporter.report("temporal", 2, {"val/accuracy": 0.1})  # below the finished trial's 0.6
     assert study.trials[trial.number].intermediate_values == {1: 0.55, 2: 0.1}
 
 
-def test_report_epoch_names_a_metric_that_training_does_not_log(tmp_path):
-    _, _, cfg = _study_with_one_finished_trial(tmp_path, {"_target_": "optuna.pruners.NopPruner"})
+def test_the_reporter_names_a_metric_that_training_does_not_log(tmp_path):
+    _, _, reporter = _study_with_one_finished_trial(tmp_path, {"_target_": "optuna.pruners.NopPruner"})
     with pytest.raises(KeyError, match="val/accuracy.*train/loss.*hydra.sweeper.pruning.metric"):
-        report_epoch(cfg, "temporal", 1, {"train/loss": 1.0})
+        reporter.report("temporal", 1, {"train/loss": 1.0})
 
 
-def test_report_epoch_does_nothing_outside_a_sweep():
-    report_epoch(OmegaConf.create({"name": "x"}), "temporal", 1, {"val/accuracy": 0.5})
+def test_a_run_outside_a_sweep_has_no_reporter():
+    assert trial_reporter(OmegaConf.create({"name": "x"}).get("trial")) is None
 
 
 def load_study(path):

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 from wandb.proto import wandb_internal_pb2 as pb
+from wandb_offline import find_runs, read_offline_run
 
-from twostream.tracking import find_runs, read_offline_run, start_run
+from twostream.tracking import start_run
 from twostream.tracking.flowviz import flow_to_rgb
 from twostream.tracking.provenance import fingerprint_id, git_state
 
@@ -122,7 +123,7 @@ def test_reader_handles_block_padding(tmp_path: Path) -> None:
             expected.append({record.history.item[0].key: json.loads(record.history.item[0].value_json)})
     (tmp_path / "run-synthetic.wandb").write_bytes(bytes(out))
 
-    assert read_offline_run(tmp_path).history == expected
+    assert read_offline_run(tmp_path, wait=False).history == expected
 
 
 def test_exception_finishes_run_and_reraises(tmp_path: Path) -> None:

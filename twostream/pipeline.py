@@ -7,8 +7,10 @@ stream, for train and test) is one W&B run in the experiment's group.
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint
@@ -16,6 +18,7 @@ from twostream.cache.extract import run_extract
 from twostream.data.catalog import load_split_lists
 from twostream.errors import StageError
 from twostream.fusion.stage import run_fuse
+from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import start_run
 from twostream.tracking.outputs import log_stage_outputs
 from twostream.tracking.provenance import run_provenance
@@ -31,8 +34,18 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run ``cfg.stage`` (or all stages) of the experiment; return the results of fuse if it ran.
 
     Under ``torchrun`` every process trains; only the main one prepares the dataset first,
-    and extracts, tests, fuses and logs to W&B.
+    and extracts, tests, fuses and logs to W&B. A sweep trial (``cfg.trial``) reports every
+    epoch to its study; if the study's pruner stops it, ``{PRUNED_KEY: why}`` is returned.
     """
+    reporter = trial_reporter(cfg.get("trial"))
+    try:
+        return _run_stages(cfg, reporter.report if reporter is not None else None)
+    except optuna.TrialPruned as pruned:
+        return {PRUNED_KEY: str(pruned)}
+
+
+def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, float]], None] | None
+                ) -> dict[str, Any] | None:
     if cfg.stage != "all" and cfg.stage not in STAGES:
         raise StageError(f"stage={cfg.stage!r} is not one of: all, {', '.join(STAGES)}")
     stages = STAGES if cfg.stage == "all" else (cfg.stage,)
@@ -60,7 +73,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
                 if stage == "extract":
                     run_extract(cfg, lists, tracker)
                 elif stage == "train":
-                    run_train(cfg, lists, stream, tracker, dist_info)
+                    on_epoch = None if report_epoch is None else (
+                        lambda stats, s=stream: report_epoch(s, stats.epoch, stats.metrics()))
+                    run_train(cfg, lists, stream, tracker, dist_info, on_epoch)
                 elif stage == "test":
                     run_test(cfg, lists, stream, tracker)
                 else:

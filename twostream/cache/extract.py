@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,9 +37,7 @@ from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
 from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator, quantize
-
-if TYPE_CHECKING:  # the tracker (wandb) is slow to import, and spawned workers need none of it
-    from twostream.tracking import Tracker
+from twostream.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +231,7 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
     return summary
 
 
-def run_extract(cfg: DictConfig, lists: SplitLists, tracker: "Tracker") -> None:
+def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
     """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict."""
     videos = select_shard(videos_to_extract(lists), cfg.shard)
     if cfg.shard is not None and cfg.cache.rebuild:
@@ -250,9 +248,9 @@ def run_extract(cfg: DictConfig, lists: SplitLists, tracker: "Tracker") -> None:
              summary.seconds, cache.path)
     for video_id, reason in failures.items():
         log.warning("failed: %s: %s", video_id, reason)
-    tracker.set_summary({"videos_extracted": summary.extracted, "videos_skipped": summary.skipped,
+    run_log.set_summary({"videos_extracted": summary.extracted, "videos_skipped": summary.skipped,
                          "videos_failed": len(failures), "pairs_per_second": summary.pairs_per_second})
     if failures:
-        tracker.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
+        run_log.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
         if cfg.strict:
             raise StageError(f"{len(failures)} video(s) failed extraction (strict=true); see the log")

@@ -10,8 +10,8 @@ from twostream.data.splits import SplitLists
 from twostream.errors import StageError
 from twostream.fusion import average_fusion, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, write_results
+from twostream.runlog import RunLog
 from twostream.scores import Scores, scores_path
-from twostream.tracking import Tracker
 
 FUSION_METHODS = ("fusion_average", "fusion_svm")
 
@@ -21,7 +21,7 @@ def svm_model_path(output_dir: str | Path) -> Path:
     return Path(output_dir) / "fusion" / "svm.pkl"
 
 
-def run_fuse(cfg: DictConfig, lists: SplitLists, tracker: Tracker) -> dict[str, Any]:
+def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
     """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results.
 
     Any number of streams (``cfg.streams``) is fused; their score files must list the same videos.
@@ -60,14 +60,14 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, tracker: Tracker) -> dict[str, 
     json_path, md_path = write_results(results, output_dir)
     print(format_markdown(results))
 
-    tracker.set_summary({f"accuracy/{k}": v for k, v in accuracy.items()}
+    run_log.set_summary({f"accuracy/{k}": v for k, v in accuracy.items()}
                         | {"chance": results["chance"], "svm_C": svm.C})
-    tracker.log_table("results", ["method", "accuracy"], [[k, v] for k, v in accuracy.items()])
-    tracker.log_table("per_class_accuracy", ["class", *method_scores],
+    run_log.log_table("results", ["method", "accuracy"], [[k, v] for k, v in accuracy.items()])
+    run_log.log_table("per_class_accuracy", ["class", *method_scores],
                       [[c, *(results["per_class_accuracy"][m][i] for m in method_scores)]
                        for i, c in enumerate(classes)])
     for method, scores in method_scores.items():
-        tracker.log_confusion_matrix(f"confusion/{method}", labels, scores.argmax(1), classes)
-    tracker.log_artifact([json_path, md_path], name=f"{cfg.name}-results", type="results")
-    tracker.log_artifact([svm_model_path(output_dir), *fused_files], name=f"{cfg.name}-fusion", type="fusion")
+        run_log.log_confusion_matrix(f"confusion/{method}", labels, scores.argmax(1), classes)
+    run_log.log_artifact([json_path, md_path], name=f"{cfg.name}-results", type="results")
+    run_log.log_artifact([svm_model_path(output_dir), *fused_files], name=f"{cfg.name}-fusion", type="fusion")
     return results

@@ -3,8 +3,8 @@
 - :mod:`twostream.sweep.sweeper`: the Hydra sweeper (ask a batch of trials, launch them as Hydra
   jobs, tell the study their objective);
 - :mod:`twostream.sweep.space`: search spaces written as Hydra sweep overrides;
-- :mod:`twostream.sweep.study`: the storage (a journal file or an RDB URL) and
-  :func:`report_epoch`, which a trial's training loop calls to report epochs and be pruned.
+- :mod:`twostream.sweep.study`: the storage (a journal file or an RDB URL) and the
+  :class:`~twostream.sweep.study.TrialReporter` through which a trial's epochs reach the pruner.
 
 Hydra only instantiates sweepers defined in the ``hydra_plugins`` namespace package; ours is
 ``hydra_plugins.twostream_sweeper`` (in ``twostream/sweep/hydra_plugin/``). An installed
@@ -19,9 +19,7 @@ from pathlib import Path
 
 from hydra.core.plugins import Plugins
 
-from twostream.sweep.study import report_epoch
-
-__all__ = ["enable_hydra_plugin", "report_epoch"]
+__all__ = ["enable_hydra_plugin"]
 
 PLUGIN_MODULE = "hydra_plugins.twostream_sweeper"
 PLUGIN_ROOT = Path(__file__).resolve().parent / "hydra_plugin"

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from twostream.sweep.space import format_value, parse_search_space, trial_overrides
-from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PRUNING_ATTR, open_storage
+from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PRUNED_KEY, PRUNING_ATTR, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,13 @@ class OptunaSweeper(Sweeper):
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> BaseException | None:
         """Record the job's outcome in the study; return the job's error if it failed."""
-        # JobReturn.return_value re-raises a failed job's exception (and prints a failure line); a
-        # pruned trial raised optuna.TrialPruned on purpose, so look at the stored outcome first.
-        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, optuna.TrialPruned):
-            study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d pruned: %s", trial.number, ret._return_value)
-            return None
         try:
-            value = objective_value(ret.return_value, self.objective)
+            returned = ret.return_value  # re-raises a failed job's error
+            if isinstance(returned, Mapping) and PRUNED_KEY in returned:
+                study.tell(trial, state=TrialState.PRUNED)
+                log.info("trial %d pruned: %s", trial.number, returned[PRUNED_KEY])
+                return None
+            value = objective_value(returned, self.objective)
         except Exception as error:
             study.tell(trial, state=TrialState.FAIL)
             log.error("trial %d failed: %s", trial.number, error)

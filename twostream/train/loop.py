@@ -48,6 +48,14 @@ class EpochStats:
     samples_per_second: float
     val_accuracy: float | None = None
 
+    def metrics(self) -> dict[str, float]:
+        """The epoch as logged metrics: ``train/*``, and ``val/accuracy`` when validated."""
+        metrics = {"epoch": self.epoch, "train/loss": self.loss, "train/accuracy": self.accuracy,
+                   "train/lr": self.lr, "train/samples_per_second": self.samples_per_second}
+        if self.val_accuracy is not None:
+            metrics["val/accuracy"] = self.val_accuracy
+        return metrics
+
 
 def make_optimizer(model: nn.Module, train_cfg: Any, lr: float, epochs: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:

@@ -1,6 +1,7 @@
 """The train and test stages of one stream, as the pipeline runs them from the config."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,8 @@ from twostream.errors import StageError
 from twostream.fingerprint import differences
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
+from twostream.runlog import RunLog
 from twostream.scores import scores_path
-from twostream.sweep import report_epoch
-from twostream.tracking import Tracker
 from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos
 from twostream.train.loop import EpochStats, train_stream
@@ -79,8 +79,13 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
             "flow": cache_fingerprint(cfg), "seed": cfg.seed}
 
 
-def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker, dist_info: DistInfo) -> None:
-    """The train stage of one stream, on the split's training videos (all processes under torchrun)."""
+def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, dist_info: DistInfo,
+              on_epoch: Callable[[EpochStats], None] | None = None) -> None:
+    """The train stage of one stream, on the split's training videos (all processes under torchrun).
+
+    Every epoch is logged to ``run_log``, then handed to ``on_epoch`` (which may stop training by
+    raising, as a sweep's pruner does).
+    """
     stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, dist_info)
     val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.validate else []
@@ -92,26 +97,23 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
                             crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                             device=device, progress=False).accuracy
 
-    def on_epoch(stats: EpochStats) -> None:
+    def epoch_done(stats: EpochStats) -> None:
         log.info("%s epoch %d: loss %.3f, train accuracy %.3f%s, lr %.2g, %.0f samples/s", stream, stats.epoch,
                  stats.loss, stats.accuracy,
                  "" if stats.val_accuracy is None else f", validation accuracy {stats.val_accuracy:.3f}",
                  stats.lr, stats.samples_per_second)
-        metrics = {"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
-                   "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second}
-        if stats.val_accuracy is not None:
-            metrics["val/accuracy"] = stats.val_accuracy
-        tracker.log(metrics)
-        report_epoch(cfg, stream, stats.epoch, metrics)  # to the Optuna trial, when this run is one
+        run_log.log(stats.metrics())
+        if on_epoch is not None:
+            on_epoch(stats)
 
     videos, tasks = training_videos(lists, lambda task_videos: cached_videos(task_videos, cache, "training"))
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
-                 device=device, seed=cfg.seed, on_epoch=on_epoch, validate=validate if val_videos else None,
+                 device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
                  settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress)
 
 
-def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) -> None:
+def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
     """The test stage of one stream: score files for the train and the test videos."""
     stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
     checkpoint = checkpoint_path(cfg, stream)
@@ -133,4 +135,4 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker) 
                               device=resolve_device(cfg.device), progress=cfg.progress)
         scores.save(scores_path(cfg.paths.output_dir, stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
-        tracker.set_summary({f"{subset}/accuracy": scores.accuracy})
+        run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
