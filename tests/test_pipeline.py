@@ -107,3 +107,17 @@ def test_the_same_command_under_torchrun_trains_on_two_processes(tmp_path):
     # only the main process reports epochs (the other trains silently)
     log = (tmp_path / "outputs/ddp/__main__.log").read_text()
     assert "temporal epoch 2:" in log and log.count("temporal epoch 2:") == 1
+
+
+def test_a_runtime_setting_changed_resumes_and_tests_the_same_checkpoint(tiny_run):
+    cwd, _ = tiny_run
+    runtime = ["train.runtime.amp=false", "train.runtime.channels_last=false", "train.runtime.validate=false",
+               "tracking.mode=disabled"]
+    train = twostream(*TINY, "stage=train", *runtime, cwd=cwd)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "temporal.pt from epoch 2" in train.stdout + train.stderr  # resumed, nothing retrained
+    test = twostream(*TINY, "stage=test", *runtime, cwd=cwd)
+    assert test.returncode == 0, test.stderr[-3000:]
+    # what the weights depend on is still checked
+    refused = twostream(*TINY, "stage=test", "train.lr_gamma=0.5", "tracking.mode=disabled", cwd=cwd)
+    assert refused.returncode != 0 and "train.lr_gamma: checkpoint has 0.1, config asks for 0.5" in refused.stderr

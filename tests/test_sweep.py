@@ -26,7 +26,7 @@ TINY_SWEEP = [
     "+experiment=sweep_temporal", "name=tiny_sweep", "progress=false",
     "dataset.generator.groups_per_class=3", "dataset.generator.clips_per_group=1",
     "dataset.generator.test_groups=1", "dataset.generator.num_frames=16",
-    "streams.temporal.epochs=1", "train.samples_per_video=1", "train.val_positions=1",
+    "streams.temporal.epochs=1", "train.samples_per_video=1", "train.runtime.val_positions=1",
     "test.num_positions=1", "test.crops=1", "streams.temporal.L=choice(2,3)",
 ]
 SEARCHED = {"streams.temporal.stacking", "streams.temporal.L", "streams.temporal.mean_subtraction",

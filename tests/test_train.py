@@ -21,9 +21,9 @@ from twostream.train.loop import CheckpointMismatchError, TrainingStopped, train
 MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], "fc_widths": [16, 16],
                           "norm": "lrn", "pretrained": None})
 TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_at": [0.5],
-                          "lr_gamma": 0.1, "crop_size": 64, "samples_per_video": 2, "num_workers": 0,
-                          "resume": True, "accumulate": 1, "amp": False, "channels_last": False,
-                          "multiscale": None})
+                          "lr_gamma": 0.1, "crop_size": 64, "samples_per_video": 2, "accumulate": 1,
+                          "multiscale": None,
+                          "runtime": {"num_workers": 0, "resume": True, "amp": False, "channels_last": False}})
 SETTINGS = {"stream": {"L": 2}}
 
 

@@ -49,7 +49,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     if cfg.stage != "all" and cfg.stage not in STAGES:
         raise StageError(f"stage={cfg.stage!r} is not one of: all, {', '.join(STAGES)}")
     stages = STAGES if cfg.stage == "all" else (cfg.stage,)
-    dist_info = init_distributed(cfg.train.dist_backend)
+    dist_info = init_distributed(cfg.train.runtime.dist_backend)
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
     lists = load_split_lists(cfg.dataset)

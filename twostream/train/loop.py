@@ -109,8 +109,8 @@ def train_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: torch
 
 def _cuda_speedups(train_cfg: Any, device: torch.device) -> tuple[contextlib.AbstractContextManager,
                                                                   torch.amp.GradScaler | None]:
-    """Autocast (bf16 where supported, else fp16 with a grad scaler) on CUDA when ``train.amp``."""
-    if device.type != "cuda" or not train_cfg.amp:
+    """Autocast (bf16 where supported, else fp16 with a grad scaler) on CUDA when ``train.runtime.amp``."""
+    if device.type != "cuda" or not train_cfg.runtime.amp:
         return contextlib.nullcontext(), None
     if torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16), None
@@ -127,22 +127,22 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     ``tasks`` gives each video's task (head) for multi-task training; ``validate`` returns an
     accuracy after each epoch (main process only). The checkpoint (model, optimiser,
     scheduler, RNG state, epoch, and the ``settings`` the model depends on) is rewritten after
-    every epoch, so ``train.resume=true`` continues an interrupted run exactly where it stopped;
+    every epoch, so ``train.runtime.resume=true`` continues an interrupted run exactly where it stopped;
     a checkpoint made with other settings is refused rather than silently continued.
     """
     info = dist_info or DistInfo()
     torch.manual_seed(seed + info.rank)  # each process draws its own positions and crops
-    channels_last = device.type == "cuda" and train_cfg.channels_last
+    channels_last = device.type == "cuda" and train_cfg.runtime.channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer, scheduler = make_optimizer(model, train_cfg, lr, epochs)
     first_epoch = 0
-    if train_cfg.resume and checkpoint.is_file():
+    if train_cfg.runtime.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         changed = differences(state["settings"], settings, "checkpoint")
         if changed:
             raise CheckpointMismatchError(
                 f"{checkpoint} was trained with other settings:\n  " + "\n  ".join(changed)
-                + "\nUse another name=..., or train.resume=false to train from scratch over it.")
+                + "\nUse another name=..., or train.runtime.resume=false to train from scratch over it.")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -153,7 +153,7 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
                            train_cfg.multiscale)
     sampler = DistributedSampler(data, info.world_size, info.rank, seed=seed) if info.enabled else None
     loader = DataLoader(data, batch_size=train_cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                        num_workers=train_cfg.num_workers, persistent_workers=train_cfg.num_workers > 0,
+                        num_workers=train_cfg.runtime.num_workers, persistent_workers=train_cfg.runtime.num_workers > 0,
                         pin_memory=device.type == "cuda")
     # A batch may lack a task, leaving its head unused: DDP must then not wait for its gradient.
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,

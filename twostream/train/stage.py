@@ -71,8 +71,7 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
 
 def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
     """What a stream's trained weights depend on: resuming or testing with other values is refused."""
-    train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items()
-             if k not in ("resume", "num_workers", "validate", "val_positions", "dist_backend")}
+    train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
     return {"stream": OmegaConf.to_container(cfg.streams[stream], resolve=True),
             "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
             "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root)},
@@ -88,12 +87,12 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     """
     stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, dist_info)
-    val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.validate else []
+    val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.runtime.validate else []
 
     def validate(net: torch.nn.Module) -> float:
         # Validation uses the test videos (the official splits have no validation set), cheaply:
         # a few positions, centre crop only.
-        return score_videos(net, source, val_videos, lists.classes, num_positions=cfg.train.val_positions,
+        return score_videos(net, source, val_videos, lists.classes, num_positions=cfg.train.runtime.val_positions,
                             crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                             device=device, progress=False).accuracy
 
