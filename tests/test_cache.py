@@ -8,6 +8,7 @@ import zarr
 
 from twostream.cache.shards import ShardedArray
 from twostream.cache.store import COMPLETE, CacheLayout, CacheMismatchError, FlowCache
+from twostream.flow import dequantize, quantize
 
 FINGERPRINT = {"estimator": "dis", "params": {"preset": "medium"}, "bound": 20, "short_side": None,
                "backward": False}
@@ -42,8 +43,8 @@ def test_lossless_write_then_read_back_both_directions(tmp_path, per_chunk):
     vid = "Cls/v_Cls_g01_c01"
     assert reader.video_ids() == [vid] and reader.num_frames(vid) == 6 and reader.num_flows(vid) == 5
     for start, length in [(0, 5), (1, 3), (3, 2), (4, 1)]:  # whole and partial chunks
-        np.testing.assert_array_equal(reader.read_flow(vid, start, length), fwd[start:start + length])
-        np.testing.assert_array_equal(reader.read_flow(vid, start, length, direction="bwd"),
+        np.testing.assert_array_equal(reader.read_flow(vid, start, length, quantized=True), fwd[start:start + length])
+        np.testing.assert_array_equal(reader.read_flow(vid, start, length, direction="bwd", quantized=True),
                                       bwd[start:start + length])
     np.testing.assert_array_equal(reader.read_frames(vid, 1, 3), frames[1:4])
     with pytest.raises(IndexError, match="out of range"):
@@ -55,6 +56,25 @@ def test_lossless_write_then_read_back_both_directions(tmp_path, per_chunk):
     assert len(files) == 1 + 3 * 2
 
 
+def test_flow_is_written_and_read_in_pixels_with_the_caches_own_bound(tmp_path):
+    bound = FINGERPRINT["bound"]
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    pixels = rng.uniform(-1.5 * bound, 1.5 * bound, (3, 2, 8, 8)).astype(np.float32)  # some beyond +-bound
+    FlowCache(tmp_path / "c.zarr", FINGERPRINT, writable=True).write_video("v", frames, pixels, source=SOURCE)
+    reader = FlowCache.open(tmp_path / "c.zarr")  # no fingerprint needed to read
+    assert reader.fingerprint == FINGERPRINT and reader.bound == bound
+    stored = reader.read_flow("v", 0, 3, quantized=True)
+    np.testing.assert_array_equal(stored, quantize(pixels, bound))
+    got = reader.read_flow("v", 0, 3)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, dequantize(stored, bound))
+    clipped = np.clip(pixels, -bound, bound)
+    assert np.abs(got - clipped).max() <= bound / 255 + 1e-5  # half a quantisation step
+    with pytest.raises(FileNotFoundError, match="no flow cache"):
+        FlowCache.open(tmp_path / "nowhere.zarr")
+
+
 def test_jpeg_chunks_read_back_close_and_as_zarr_reads_them(tmp_path):
     flow = smooth_flow()
     frames = np.repeat(np.repeat(flow[:, :1].transpose(0, 2, 3, 1), 3, axis=-1), 1, axis=0)
@@ -62,7 +82,7 @@ def test_jpeg_chunks_read_back_close_and_as_zarr_reads_them(tmp_path):
     cache = FlowCache(tmp_path / "c.zarr", FINGERPRINT, writable=True,
                       layout=CacheLayout(JPEG, JPEG, flows_per_chunk=3, frames_per_chunk=1))
     cache.write_video("v", frames, flow, source=SOURCE)
-    got = FlowCache(tmp_path / "c.zarr", FINGERPRINT).read_flow("v", 0, 7)
+    got = FlowCache(tmp_path / "c.zarr", FINGERPRINT).read_flow("v", 0, 7, quantized=True)
     # Zarr's own read path (through the registered codec) agrees with the fast reader...
     np.testing.assert_array_equal(got, zarr.open_array(tmp_path / "c.zarr" / "videos" / "v" / "flow_fwd")[:])
     # ...and JPEG q95 keeps smooth flow within about one quantisation step.
@@ -102,7 +122,8 @@ def test_leftovers_of_a_killed_writer_are_never_served_and_are_cleared(tmp_path)
     cache.write_video("Cls/v_half", frames, flow, source=SOURCE)
     assert list((tmp_path / "c.zarr" / "incoming").iterdir()) == []
     assert cache.status("Cls/v_half", SOURCE) == COMPLETE
-    np.testing.assert_array_equal(FlowCache(tmp_path / "c.zarr", FINGERPRINT).read_flow("Cls/v_half", 0, 5), flow)
+    np.testing.assert_array_equal(FlowCache(tmp_path / "c.zarr", FINGERPRINT).read_flow("Cls/v_half", 0, 5,
+                                                                                   quantized=True), flow)
 
 
 def test_a_failed_record_is_replaced_by_a_later_success_and_attrs_say_how_it_was_made(tmp_path):

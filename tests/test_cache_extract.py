@@ -67,7 +67,7 @@ def test_extract_caches_good_videos_records_bad_ones_and_resumes(tmp_path, textu
     # The cached flow is the quantised flow of the decoded frames, batches stitched in order.
     decoded = cache.read_frames("good", 0, 5)
     expected = quantize(video_flow(decoded, get_estimator("dis", preset="medium"), batch_size=4), 20)
-    np.testing.assert_array_equal(cache.read_flow("good", 0, 4), expected)
+    np.testing.assert_array_equal(cache.read_flow("good", 0, 4, quantized=True), expected)
     assert np.median(dequantize(expected, 20)[:, 0, 8:-8, 8:-8]) == pytest.approx(2.0, abs=0.3)
     # A second run does nothing: everything is done or recorded as failed.
     again = extract_videos(videos, cache, DIS, progress=False)
@@ -84,10 +84,10 @@ def test_backward_field_t_is_the_estimators_flow_from_frame_t_plus_1_to_t(tmp_pa
     frames = cache.read_frames("clip", 0, 6)
     est = get_estimator("dis", preset="medium")
     for t in range(5):
-        np.testing.assert_array_equal(cache.read_flow("clip", t, 1, "bwd")[0], quantize(est(frames[t + 1:t + 2],
-                                                                                        frames[t:t + 1]), 20)[0])
-    bwd = dequantize(cache.read_flow("clip", 0, 5, "bwd"), 20)[:, 0, 8:-8, 8:-8]
-    fwd = dequantize(cache.read_flow("clip", 0, 5, "fwd"), 20)[:, 0, 8:-8, 8:-8]
+        np.testing.assert_array_equal(cache.read_flow("clip", t, 1, "bwd", quantized=True)[0],
+                                      quantize(est(frames[t + 1:t + 2], frames[t:t + 1]), 20)[0])
+    bwd = cache.read_flow("clip", 0, 5, "bwd")[:, 0, 8:-8, 8:-8]
+    fwd = cache.read_flow("clip", 0, 5, "fwd")[:, 0, 8:-8, 8:-8]
     assert np.median(fwd) == pytest.approx(3.0, abs=0.3) and np.median(bwd) == pytest.approx(-3.0, abs=0.3)
 
 

@@ -79,7 +79,7 @@ def flow_cache(q: np.ndarray, frames: np.ndarray, root: Path, name: str, layout:
     cache = FlowCache(root / f"{name}.zarr", {"bound": float(q.max())}, writable=True, layout=layout)
     cache.write_video("clip", frames, q, source={})
     reader = FlowCache(root / f"{name}.zarr", {"bound": float(q.max())})
-    return root / f"{name}.zarr" / "videos" / "clip" / "flow_fwd", lambda s, n: reader.read_flow("clip", s, n)
+    return root / f"{name}.zarr" / "videos" / "clip" / "flow_fwd", lambda s, n: reader.read_flow("clip", s, n, quantized=True)
 
 
 def reads_per_second(read: Reader, starts: np.ndarray, length: int) -> float:
@@ -126,12 +126,12 @@ def benchmark(frames: np.ndarray, estimator: str, *, bound: float, length: int, 
 
 
 def serial_extract(videos: list[Video], cache: FlowCache, settings: ExtractSettings) -> None:
-    """The naive loop the stage replaces: decode, estimate, quantise, write, one video after the other."""
+    """The naive loop the stage replaces: decode, estimate, write (quantised), one video after the other."""
     estimator = get_estimator(settings.estimator, **settings.params)
     for video in videos:
         frames = read_frames(video.path, short_side=settings.short_side)
         flow = video_flow(frames, estimator, settings.batch_size)
-        cache.write_video(video.id, frames, quantize(flow, cache.bound), source=source_signature(video.path))
+        cache.write_video(video.id, frames, flow, source=source_signature(video.path))
 
 
 def extraction(clips: list[Path], estimator: str, copies: int, workers: int, rounds: int, work: Path) -> list[dict]:

@@ -36,7 +36,7 @@ from twostream.data.catalog import videos_to_extract
 from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
-from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator, quantize
+from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator
 from twostream.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _store(cache: FlowCache, item: _Decoded, flows: list[np.ndarray]) -> None:
     if item.frames is None:
         cache.mark_failed(item.video.id, item.error or "", source=item.source)
         return
-    cache.write_video(item.video.id, item.frames, *(quantize(f, cache.bound) for f in flows), source=item.source)
+    cache.write_video(item.video.id, item.frames, *flows, source=item.source)
     item.pairs = sum(len(f) for f in flows)
 
 

@@ -12,7 +12,9 @@ Layout (documented in the README)::
                                   the flow from frame t+1 back to frame t
       incoming/                        writers' work area (not a Zarr node)
 
-Flow channel 0 is x, 1 is y; pixels = q * 2*bound/255 - bound. Each array is one shard file
+Flow channel 0 is x, 1 is y; pixels = q * 2*bound/255 - bound (:mod:`twostream.flow.quantize`).
+:meth:`FlowCache.read_flow` and :meth:`FlowCache.write_video` speak pixels and quantise with the
+cache's own bound, so no caller needs to know it. Each array is one shard file
 (a video is a handful of files) of chunks along time, compressed as the writer's
 :class:`CacheLayout` says (JPEG or zstd, see :mod:`twostream.cache.codecs`).
 
@@ -46,6 +48,7 @@ from zarr.errors import ContainsGroupError
 from twostream.cache.codecs import chunk_codecs
 from twostream.cache.shards import ShardedArray
 from twostream.fingerprint import differences
+from twostream.flow import dequantize, quantize
 
 FORMAT_VERSION = 2
 COMPLETE, FAILED = "complete", "failed"
@@ -135,6 +138,18 @@ class FlowCache:
             raise CacheMismatchError(
                 f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(changed)
                 + "\nUse another cache.path, or cache.rebuild=true to delete it and extract again.")
+
+    @classmethod
+    def open(cls, path: str | Path, *, in_memory: bool = False) -> "FlowCache":
+        """An existing cache for reading, with the settings it was made with (no config needed)."""
+        path = Path(path)
+        if not (path / "zarr.json").is_file():
+            raise FileNotFoundError(f"no flow cache at {path}")
+        attrs = dict(zarr.open_group(path, mode="r").attrs)
+        if attrs.get("format") != FORMAT_VERSION:
+            raise CacheMismatchError(f"flow cache {path} has format {attrs.get('format')!r} (another "
+                                     f"twostream version); this version reads {FORMAT_VERSION}")
+        return cls(path, attrs["fingerprint"], in_memory=in_memory)
 
     # -- creating ----------------------------------------------------------------------------
     def _differences(self, stored: dict[str, Any]) -> list[str]:
@@ -245,8 +260,10 @@ class FlowCache:
         """uint8 RGB frames [start, start+length) as (length, H, W, 3)."""
         return self._read(video_id, "frames", start, length, "frames")
 
-    def read_flow(self, video_id: str, start: int, length: int, direction: str = "fwd") -> np.ndarray:
-        """uint8 quantised flow fields [start, start+length) as (length, 2, H, W).
+    def read_flow(self, video_id: str, start: int, length: int, direction: str = "fwd", *,
+                  quantized: bool = False) -> np.ndarray:
+        """Flow fields [start, start+length) as float32 pixels (length, 2, H, W); with ``quantized``,
+        the stored uint8 values instead.
 
         ``direction="fwd"``: field t is the flow from frame t to frame t+1; ``"bwd"`` (caches made
         with ``cache.backward=true``): field t is the flow from frame t+1 back to frame t.
@@ -255,7 +272,8 @@ class FlowCache:
             raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
         if direction == "bwd" and not self.backward:
             raise ValueError(f"flow cache {self.path} holds no backward flow; extract with cache.backward=true")
-        return self._read(video_id, DIRECTIONS[direction], start, length, "flow fields")
+        stored = self._read(video_id, DIRECTIONS[direction], start, length, "flow fields")
+        return stored if quantized else dequantize(stored, self.bound)
 
     # -- writing -----------------------------------------------------------------------------
     def _staging(self, video_id: str) -> tuple[Path, str]:
@@ -306,13 +324,16 @@ class FlowCache:
 
     def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray,
                     flow_bwd: np.ndarray | None = None, *, source: Mapping[str, Any]) -> None:
-        """Store one video's frames (T, H, W, 3) and quantised flow (T-1, 2, H, W) atomically, as complete.
+        """Store one video's uint8 frames (T, H, W, 3) and its flow (T-1, 2, H, W) atomically, as complete.
 
-        ``flow_bwd`` (field t: from frame t+1 to frame t) is required exactly when the cache
-        stores backward flow.
+        Flow is float pixels, quantised here with the cache's bound, or uint8 values that are
+        already quantised with it (:func:`twostream.flow.quantize`). ``flow_bwd`` (field t: from
+        frame t+1 to frame t) is required exactly when the cache stores backward flow.
         """
-        if any(a is not None and a.dtype != np.uint8 for a in (frames, flow_fwd, flow_bwd)):
-            raise TypeError("frames and flow must be uint8 (quantise the flow first)")
+        if frames.dtype != np.uint8:
+            raise TypeError(f"frames must be uint8, not {frames.dtype}")
+        flow_fwd = self._as_stored(flow_fwd)
+        flow_bwd = None if flow_bwd is None else self._as_stored(flow_bwd)
         if (flow_bwd is not None) != self.backward:
             raise ValueError(f"this cache {'needs' if self.backward else 'takes no'} backward flow "
                              f"(cache.backward={str(self.backward).lower()})")
@@ -324,6 +345,10 @@ class FlowCache:
         if flow_bwd is not None:
             arrays["flow_bwd"] = (flow_bwd, self.layout.flow_codec, self.layout.flows_per_chunk)
         self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source)})
+
+    def _as_stored(self, flow: np.ndarray) -> np.ndarray:
+        """Flow as the cache stores it: uint8 is taken as quantised already, pixels are quantised."""
+        return flow if flow.dtype == np.uint8 else quantize(flow, self.bound)
 
     def mark_failed(self, video_id: str, reason: str, *, source: Mapping[str, Any]) -> None:
         """Record that a video could not be extracted, and why."""

@@ -14,7 +14,6 @@ from torch.utils.data import Dataset
 
 from twostream.cache.store import FlowCache
 from twostream.data.splits import Video
-from twostream.flow import dequantize
 from twostream.inputs.stacking import stack_flow
 from twostream.inputs.transforms import normalize_rgb, random_crop_flip
 
@@ -55,11 +54,9 @@ class FlowStackSource:
 
     def load(self, video_id: str, position: int) -> np.ndarray:
         """The stack of the window of frames ``position`` .. ``position + L``."""
-        bound = self.cache.bound
-        forward = dequantize(self.cache.read_flow(video_id, position, self.L), bound)
+        forward = self.cache.read_flow(video_id, position, self.L)
         # A bi-directional stack uses the window's first L/2 backward fields.
-        backward = (dequantize(self.cache.read_flow(video_id, position, self.L // 2, "bwd"), bound)
-                    if self.bidirectional else None)
+        backward = self.cache.read_flow(video_id, position, self.L // 2, "bwd") if self.bidirectional else None
         return stack_flow(forward, 0, self.L, self.stacking, flow_bwd=backward,
                           bidirectional=self.bidirectional, mean_subtraction=self.mean_subtraction)
 

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from twostream.cache.store import FlowCache
-from twostream.flow import dequantize
 from twostream.tracking import Tracker
 
 
@@ -39,7 +38,7 @@ def log_flow_samples(tracker: Tracker, cache: FlowCache, video_ids: Sequence[str
     images, captions = [], []
     for video_id in chosen:
         middle = cache.num_flows(video_id) // 2
-        flow = dequantize(cache.read_flow(video_id, middle, 1)[0], cache.bound)
+        flow = cache.read_flow(video_id, middle, 1)[0]
         frame = cache.read_frames(video_id, middle)[0]
         images.append(np.concatenate([frame, flow_to_rgb(flow)], axis=1))
         captions.append(f"{video_id} frame {middle}: RGB | flow (max "
