@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import cv2
 import numpy as np
@@ -55,56 +55,11 @@ _BG_MEAN = 128.0
 _BG_STD = 32.0
 _BG_TINT = 12.0
 
-_PARAM_TYPES: dict[str, type] = {
-    "seed": int,
-    "height": int,
-    "width": int,
-    "num_frames": int,
-    "fps": int,
-    "groups_per_class": int,
-    "clips_per_group": int,
-    "test_groups": int,
-    "object_size": int,
-    "camera_pan": float,
-    "speed_range": list,
-    "spin_range": list,
-    "shuttle_period_range": list,
-    "background_blur": float,
-    "jpeg_quality": int,
-}
+@dataclass(frozen=True)
+class SyntheticParams:
+    """Everything a generated dataset depends on (``dataset.generator`` in conf/dataset/synthetic.yaml).
 
-
-def video_name(class_name: str, group: int, clip: int) -> str:
-    """UCF-101 file name of clip ``clip`` of group ``group`` (both 1-based), e.g. ``v_CheckerSlide_g01_c02.avi``."""
-    return f"v_{class_name}_g{group:02d}_c{clip:02d}.avi"
-
-
-def generate_synthetic(
-    root: str | Path,
-    *,
-    seed: int,
-    height: int,
-    width: int,
-    num_frames: int,
-    fps: int,
-    groups_per_class: int,
-    clips_per_group: int,
-    test_groups: int,
-    object_size: int,
-    camera_pan: float,
-    speed_range: Sequence[float],
-    spin_range: Sequence[float],
-    shuttle_period_range: Sequence[float],
-    background_blur: float,
-    jpeg_quality: int,
-) -> Path:
-    """Write the synthetic dataset under ``root`` (idempotent); return ``root``.
-
-    Layout: ``videos/<Class>/v_<Class>_gXX_cYY.avi``, ``splits/{classInd,trainlist01,testlist01}.txt``
-    (UCF-101 format; the last ``test_groups`` groups of each class are test) and ``generator.json``.
-
-    Args:
-        root: dataset folder.
+    Attributes:
         seed: base seed of all randomness.
         height, width: frame size in px.
         num_frames: frames per video.
@@ -122,31 +77,56 @@ def generate_synthetic(
         background_blur: Gaussian sigma in px of the low-pass noise background (texture scale).
         jpeg_quality: MJPG quality, 1..100.
 
+    Values are cast to their field's type (a config may pass 6.0 for an int, OmegaConf lists for
+    ranges), so they compare equal to what ``generator.json`` stores; invalid values raise ValueError.
+    """
+
+    seed: int
+    height: int
+    width: int
+    num_frames: int
+    fps: int
+    groups_per_class: int
+    clips_per_group: int
+    test_groups: int
+    object_size: int
+    camera_pan: float
+    speed_range: list[float]
+    spin_range: list[float]
+    shuttle_period_range: list[float]
+    background_blur: float
+    jpeg_quality: int
+
+    def __post_init__(self) -> None:
+        for name, kind in get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            object.__setattr__(self, name, [float(v) for v in value] if kind == list[float] else kind(value))
+        _validate(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """The parameters as ``generator.json`` stores them (with the format version)."""
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
+
+
+def video_name(class_name: str, group: int, clip: int) -> str:
+    """UCF-101 file name of clip ``clip`` of group ``group`` (both 1-based), e.g. ``v_CheckerSlide_g01_c02.avi``."""
+    return f"v_{class_name}_g{group:02d}_c{clip:02d}.avi"
+
+
+def generate_synthetic(root: str | Path, **params: Any) -> Path:
+    """Write the synthetic dataset with :class:`SyntheticParams` ``params`` under ``root`` (idempotent);
+    return ``root``.
+
+    Layout: ``videos/<Class>/v_<Class>_gXX_cYY.avi``, ``splits/{classInd,trainlist01,testlist01}.txt``
+    (UCF-101 format; the last ``test_groups`` groups of each class are test) and ``generator.json``.
+
     Raises:
         ValueError: invalid parameters, or ``root`` already holds a dataset generated with other
             parameters.
     """
     root = Path(root)
-    params = _normalise_params(
-        seed=seed,
-        height=height,
-        width=width,
-        num_frames=num_frames,
-        fps=fps,
-        groups_per_class=groups_per_class,
-        clips_per_group=clips_per_group,
-        test_groups=test_groups,
-        object_size=object_size,
-        camera_pan=camera_pan,
-        speed_range=speed_range,
-        spin_range=spin_range,
-        shuttle_period_range=shuttle_period_range,
-        background_blur=background_blur,
-        jpeg_quality=jpeg_quality,
-    )
-    _validate(params)
-    # Normalised values from here on: a config may pass e.g. 6.0 for an int.
-    n_groups, n_clips, seed = params["groups_per_class"], params["clips_per_group"], params["seed"]
+    p = SyntheticParams(**params)
+    n_groups, n_clips, seed = p.groups_per_class, p.clips_per_group, p.seed
     videos = {
         (ci, g, c): root / "videos" / name / video_name(name, g, c)
         for ci, name in enumerate(CLASSES)
@@ -157,9 +137,10 @@ def generate_synthetic(
     meta_path = root / "generator.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
-        diff = sorted(k for k in old.keys() | params.keys() if old.get(k) != params.get(k))
+        wanted = p.to_json()
+        diff = sorted(k for k in old.keys() | wanted.keys() if old.get(k) != wanted.get(k))
         if diff:
-            changes = ", ".join(f"{k}: {old.get(k)!r} -> {params.get(k)!r}" for k in diff)
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {wanted.get(k)!r}" for k in diff)
             raise ValueError(
                 f"{root} holds a synthetic dataset generated with other parameters ({changes}); "
                 "choose another dataset.root or delete the folder."
@@ -172,64 +153,55 @@ def generate_synthetic(
             # Clips of group g share its background, like the scene of a UCF-101 group, and so do
             # all classes: a background then says nothing about the class, so a net cannot learn
             # to recognise training scenes instead of appearance or motion.
-            background = _background(params, np.random.default_rng([seed, 0, g]))
+            background = _background(p, np.random.default_rng([seed, 0, g]))
             for c in range(1, n_clips + 1):
-                frames = _render_clip(params, name, background, np.random.default_rng([seed, 1, ci, g, c]))
-                _write_video(videos[ci, g, c], frames, params["fps"], params["jpeg_quality"])
+                frames = _render_clip(p, name, background, np.random.default_rng([seed, 1, ci, g, c]))
+                _write_video(videos[ci, g, c], frames, p.fps, p.jpeg_quality)
 
-    _write_splits(root / "splits", n_groups, n_clips, params["test_groups"])
+    _write_splits(root / "splits", n_groups, n_clips, p.test_groups)
     # Written last: its presence marks a complete dataset, so an interrupted run is simply redone.
     tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(params, indent=2) + "\n")
+    tmp.write_text(json.dumps(p.to_json(), indent=2) + "\n")
     os.replace(tmp, meta_path)
     return root
 
 
-def _normalise_params(**kwargs: Any) -> dict[str, Any]:
-    """Cast parameters to JSON-stable types so config values (e.g. OmegaConf lists) compare with generator.json."""
-    params: dict[str, Any] = {"format_version": FORMAT_VERSION}
-    for key, kind in _PARAM_TYPES.items():
-        value = kwargs[key]
-        params[key] = [float(v) for v in value] if kind is list else kind(value)
-    return params
-
-
-def _validate(p: dict[str, Any]) -> None:
+def _validate(p: SyntheticParams) -> None:
     for key in ("speed_range", "spin_range", "shuttle_period_range"):
-        lo_hi = p[key]
+        lo_hi = getattr(p, key)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
             raise ValueError(f"synthetic dataset: {key} must be [min, max] with 0 <= min <= max, got {lo_hi}")
-    if p["shuttle_period_range"][0] <= 0:
+    if p.shuttle_period_range[0] <= 0:
         raise ValueError("synthetic dataset: shuttle_period_range must be positive")
-    if not 1 <= p["test_groups"] < p["groups_per_class"]:
+    if not 1 <= p.test_groups < p.groups_per_class:
         raise ValueError(
-            f"synthetic dataset: need 1 <= test_groups < groups_per_class, got {p['test_groups']} "
-            f"and {p['groups_per_class']}"
+            f"synthetic dataset: need 1 <= test_groups < groups_per_class, got {p.test_groups} "
+            f"and {p.groups_per_class}"
         )
-    if p["seed"] < 0:
-        raise ValueError(f"synthetic dataset: seed must be >= 0, got {p['seed']}")
-    if p["clips_per_group"] < 1 or p["num_frames"] < 2 or p["fps"] < 1:
+    if p.seed < 0:
+        raise ValueError(f"synthetic dataset: seed must be >= 0, got {p.seed}")
+    if p.clips_per_group < 1 or p.num_frames < 2 or p.fps < 1:
         raise ValueError("synthetic dataset: clips_per_group, fps must be >= 1 and num_frames >= 2")
-    if not 4 <= p["object_size"] < min(p["height"], p["width"]):
+    if not 4 <= p.object_size < min(p.height, p.width):
         raise ValueError(
-            f"synthetic dataset: object_size must be in [4, min(height, width)), got {p['object_size']}"
+            f"synthetic dataset: object_size must be in [4, min(height, width)), got {p.object_size}"
         )
-    if p["camera_pan"] < 0 or p["background_blur"] <= 0 or not 1 <= p["jpeg_quality"] <= 100:
+    if p.camera_pan < 0 or p.background_blur <= 0 or not 1 <= p.jpeg_quality <= 100:
         raise ValueError(
             "synthetic dataset: need camera_pan >= 0, background_blur > 0, 1 <= jpeg_quality <= 100"
         )
 
 
-def _pan_margin(p: dict[str, Any]) -> int:
+def _pan_margin(p: SyntheticParams) -> int:
     """Background border (px) so that a camera centred at mid-clip never pans past the background."""
-    return math.ceil(p["camera_pan"] * (p["num_frames"] - 1) / 2) + 2
+    return math.ceil(p.camera_pan * (p.num_frames - 1) / 2) + 2
 
 
-def _background(p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+def _background(p: SyntheticParams, rng: np.random.Generator) -> np.ndarray:
     """Smooth grey-ish float32 RGB texture of the frame size plus the pan margin on every side."""
     m = _pan_margin(p)
-    shape = (p["height"] + 2 * m, p["width"] + 2 * m)
-    sigma = p["background_blur"]
+    shape = (p.height + 2 * m, p.width + 2 * m)
+    sigma = p.background_blur
     # Two octaves: the fine one gives dense flow something to lock on, the coarse one looks like a scene.
     fine = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
     coarse = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 4 * sigma)
@@ -275,16 +247,16 @@ def _unit(angle: float) -> np.ndarray:
     return np.array([math.cos(angle), math.sin(angle)])
 
 
-def _object_track(p: dict[str, Any], motion: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _object_track(p: SyntheticParams, motion: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Object displacement relative to the scene (T x 2, px) and rotation angle (T, degrees) per frame."""
-    t = np.arange(p["num_frames"], dtype=np.float64)
+    t = np.arange(p.num_frames, dtype=np.float64)
     direction = _unit(rng.uniform(0, 2 * math.pi))
-    speed_lo, speed_hi = p["speed_range"]
+    speed_lo, speed_hi = p.speed_range
     angle = np.full_like(t, rng.uniform(0, 360))
     if motion == "Slide":
         along = rng.uniform(speed_lo, speed_hi) * t
     elif motion == "Shuttle":
-        period = rng.uniform(*p["shuttle_period_range"])
+        period = rng.uniform(*p.shuttle_period_range)
         phase = rng.uniform(0, period)
         # Triangle wave of slope +-1: constant speed, reversing every half period.
         along = rng.uniform(speed_lo, speed_hi) * (np.abs((t + phase) % period - period / 2) - period / 4)
@@ -293,20 +265,20 @@ def _object_track(p: dict[str, Any], motion: str, rng: np.random.Generator) -> t
         along = 0.5 * final_speed / t[-1] * t**2
     else:
         along = np.zeros_like(t)
-        angle += rng.choice((-1.0, 1.0)) * rng.uniform(*p["spin_range"]) * t
+        angle += rng.choice((-1.0, 1.0)) * rng.uniform(*p.spin_range) * t
     return along[:, None] * direction, angle
 
 
 def _render_clip(
-    p: dict[str, Any], class_name: str, background: np.ndarray, rng: np.random.Generator
+    p: SyntheticParams, class_name: str, background: np.ndarray, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """Render the RGB uint8 frames of one clip."""
     appearance = next(a for a in APPEARANCES if class_name.startswith(a))
     motion = class_name[len(appearance) :]
-    h, w, size = p["height"], p["width"], p["object_size"]
-    t = np.arange(p["num_frames"], dtype=np.float64)
+    h, w, size = p.height, p.width, p.object_size
+    t = np.arange(p.num_frames, dtype=np.float64)
 
-    pan = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, p["camera_pan"])
+    pan = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, p.camera_pan)
     # Scene content moves by +pan px/frame in the image; centring at mid-clip halves the margin needed.
     scene_shift = (t[:, None] - t[-1] / 2) * pan
     offset, angle = _object_track(p, motion, rng)
