@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from twostream.devices import resolve_device
 from twostream.flow.estimators import to_grey
 
 log = logging.getLogger(__name__)
@@ -55,17 +56,6 @@ MIN_LEVEL_SIDE = 16      # the pyramid stops before a level whose shorter side w
 KEYS_A = -0.75           # Keys' cubic convolution parameter (the one OpenCV and torch use for bicubic)
 RECOMPILE_LIMIT = 64     # compiled variants per function: (pyramid level, frame size, settings) combinations
 _TINY = 1e-12            # guards the division by |grad I1w|^2 where the image is flat
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"tvl1: device={device!r} but torch sees no CUDA GPU "
-                           f"(torch {torch.__version__}); use device=cpu or device=auto")
-    return resolved
 
 
 def _maybe_compiled(fn: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
@@ -251,7 +241,7 @@ class TVL1:
         self.scales, self.scale_step, self.warps = scales, scale_step, warps
         self.iterations, self.epsilon, self.median_size = iterations, epsilon, median_filter
         self.cpu_chunk = cpu_chunk
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, key="flow.runtime.device")
         self._linearise = _maybe_compiled(linearise, compile)
         self._step = _maybe_compiled(primal_dual_step, compile)
         self._shape_hints = _mark_batch_dynamic if compile else _leave_batch_static

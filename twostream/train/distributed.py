@@ -5,6 +5,7 @@ pipeline; training is split across them (DistributedSampler + DDP) and only the 
 process extracts, tests, fuses, logs and writes files.
 """
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ def init_distributed(backend: str) -> DistInfo:
         if backend == "auto":
             backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-    local_rank = dist.get_rank() % max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 0
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
+    # torchrun's contract: LOCAL_RANK is this process's index on its machine (its GPU)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ["LOCAL_RANK"]))
 
 
 def reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:

@@ -12,6 +12,7 @@ from twostream.cache import cache_fingerprint, cached_videos, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.catalog import task_lists, training_videos
 from twostream.data.splits import SplitLists
+from twostream.devices import resolve_device
 from twostream.errors import StageError
 from twostream.fingerprint import differences
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
@@ -23,15 +24,6 @@ from twostream.train.evaluate import score_videos
 from twostream.train.loop import EpochStats, train_stream
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
-    """``auto`` -> CUDA when available (this process's GPU under torchrun), else CPU; else as torch spells it."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", dist_info.local_rank if dist_info else 0)
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
@@ -86,7 +78,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     raising, as a sweep's pruner does).
     """
     stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
-    device = resolve_device(cfg.device, dist_info)
+    device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
     val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.runtime.validate else []
 
     def validate(net: torch.nn.Module) -> float:
