@@ -24,7 +24,7 @@ def test_two_shard_extraction_as_one_submitit_multirun_fills_one_cache(tmp_path)
     result = twostream(
         "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "+experiment=quickstart",
         "dataset=ucf101", f"dataset.root={videos}", f"dataset.splits_dir={splits}", "dataset.short_side=48",
-        "flow=dis", "flow.params.preset=ultrafast", "stage=extract", f"shard={shards}", "name=shards",
+        "flow=dis", "flow.params.preset=ultrafast", "stage=extract", f"extract.shard={shards}", "name=shards",
         "progress=false", "tracking.mode=disabled", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 

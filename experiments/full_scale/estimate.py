@@ -44,7 +44,7 @@ def measure(flow: str, short_side: int, work: Path) -> dict[str, float]:
     videos_listed = lists.train + lists.test
     cache = open_cache(cfg, writable=True)
     summary = extract_videos(videos_listed, cache, ExtractSettings.from_config(cfg), num_workers=0,
-                             prefetch=cfg.cache.prefetch, progress=False)
+                             prefetch=cfg.extract.prefetch, progress=False)
     frames = sum(cache.num_frames(v.id) for v in videos_listed)
     fields = sum(cache.num_flows(v.id) for v in videos_listed)
     root = Path(cfg.cache.path) / "videos"

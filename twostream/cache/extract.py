@@ -1,16 +1,16 @@
 """The extraction stage: decode each video, estimate its flow, quantise, cache it; in parallel and resumable.
 
-Two ways to keep the machine busy (``cache.num_workers``):
+Two ways to keep the machine busy (``extract.num_workers``):
 
 - ``0``: one process, three overlapping steps. A thread decodes the next videos
-  (``cache.prefetch`` ahead) while the main thread runs the estimator on batches of frame pairs
+  (``extract.prefetch`` ahead) while the main thread runs the estimator on batches of frame pairs
   (``flow.batch_size``), and another thread quantises, compresses and writes the previous video.
   This is the mode for torch estimators, which batch pairs on one device.
 - ``N > 0``: N processes, each with its own estimator, each taking whole videos. OpenCV methods
   compute one pair at a time on one core, so this is their mode (N = the number of cores).
 
 Every video is written atomically (see :mod:`twostream.cache.store`), so a run killed at any
-moment loses only the videos in flight, and re-running skips what is done. ``shard=I/N`` takes
+moment loses only the videos in flight, and re-running skips what is done. ``extract.shard=I/N`` takes
 every N-th video of the sorted list starting at I, so N runs fill one cache at once.
 """
 
@@ -58,7 +58,7 @@ class ExtractSettings:
         return cls(estimator=cfg.flow.name,
                    params=estimator_kwargs(OmegaConf.to_container(cfg.flow, resolve=True)),
                    batch_size=cfg.flow.batch_size, short_side=cfg.dataset.short_side,
-                   backward=cfg.cache.backward, min_decoded_fraction=cfg.cache.min_decoded_fraction)
+                   backward=cfg.cache.backward, min_decoded_fraction=cfg.extract.min_decoded_fraction)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     except ValueError:
         index, count = -1, 0
     if not 0 <= index < count:
-        raise StageError(f"shard={shard!r} is not of the form I/N with 0 <= I < N (e.g. shard=0/4)")
+        raise StageError(f"extract.shard={shard!r} is not of the form I/N with 0 <= I < N (e.g. extract.shard=0/4)")
     return index, count
 
 
@@ -233,17 +233,17 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
 
 def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
     """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict."""
-    videos = select_shard(videos_to_extract(lists), cfg.shard)
-    if cfg.shard is not None and cfg.cache.rebuild:
-        raise StageError("cache.rebuild=true with shard=... would let shards delete each other's work: "
+    videos = select_shard(videos_to_extract(lists), cfg.extract.shard)
+    if cfg.extract.shard is not None and cfg.cache.rebuild:
+        raise StageError("cache.rebuild=true with extract.shard=... would let shards delete each other's work: "
                          "rebuild once without shard (or delete cache.path), then start the shards")
     cache = open_cache(cfg, writable=True)
-    summary = extract_videos(videos, cache, ExtractSettings.from_config(cfg), num_workers=cfg.cache.num_workers,
-                             prefetch=cfg.cache.prefetch, progress=cfg.progress)
+    summary = extract_videos(videos, cache, ExtractSettings.from_config(cfg), num_workers=cfg.extract.num_workers,
+                             prefetch=cfg.extract.prefetch, progress=cfg.progress)
     failures = {v.id: (cache.attrs(v.id) or {}).get("reason", "") for v in videos
                 if cache.status(v.id, source_signature(v.path)) == FAILED}
     log.info("extract%s: %d extracted, %d already cached, %d failed (%d of them in this run); "
-             "%.1f flow pairs/s over %.0f s -> %s", "" if cfg.shard is None else f" shard {cfg.shard}",
+             "%.1f flow pairs/s over %.0f s -> %s", "" if cfg.extract.shard is None else f" shard {cfg.extract.shard}",
              summary.extracted, summary.skipped, len(failures), len(summary.failed), summary.pairs_per_second,
              summary.seconds, cache.path)
     for video_id, reason in failures.items():
@@ -252,5 +252,5 @@ def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
                          "videos_failed": len(failures), "pairs_per_second": summary.pairs_per_second})
     if failures:
         run_log.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
-        if cfg.strict:
-            raise StageError(f"{len(failures)} video(s) failed extraction (strict=true); see the log")
+        if cfg.extract.strict:
+            raise StageError(f"{len(failures)} video(s) failed extraction (extract.strict=true); see the log")

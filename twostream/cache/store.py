@@ -22,7 +22,7 @@ Writes are atomic: a video is written as a complete Zarr group (status included)
 ``incoming/`` and then moved into ``videos/`` with one ``rename``, so a reader sees a video
 completely or not at all, whatever moment a writer is killed at. A writer clears what an
 earlier, killed writer of the same video left in ``incoming/``. Several writers may fill one
-cache at once as long as each writes its own videos (``shard=I/N``); creating the cache is
+cache at once as long as each writes its own videos (``extract.shard=I/N``); creating the cache is
 race-free too (the root is built aside and renamed into place; the losers open the winner's).
 ``source`` records the size and modification time of the video file a video was made from: a
 video whose file has changed since counts as not extracted.
