@@ -57,7 +57,7 @@ def test_evaluated_dataset_is_head_0_and_the_other_only_trains(tmp_path, evaluat
     extracted = {v.id for v in videos_to_extract(lists)}
     assert extracted == {v.id for v in lists.train + lists.test + other_train}
     assert not extracted & {v.id for v in lists.others[0].test}  # the other's test videos are never read
-    videos, tasks = training_videos(lists, keep=list)
+    videos, tasks = training_videos(lists)
     assert [v.id for v in videos] == [v.id for v in lists.train + other_train]
     assert tasks == [0] * len(lists.train) + [1] * len(other_train)
 
@@ -88,7 +88,7 @@ class LabelSource:
 def test_batches_carry_their_dataset_and_each_head_learns_only_from_it(tmp_path):
     make_both(tmp_path)
     lists = load_split_lists(multitask_cfg(tmp_path))
-    videos, tasks = training_videos(lists, keep=list)
+    videos, tasks = training_videos(lists)
     data = RandomPositions(LabelSource(lists), videos, crop_size=SIZE, samples_per_video=3, tasks=tasks)
     x, y, task = next(iter(DataLoader(data, batch_size=len(data), shuffle=True)))
     assert set(task.tolist()) == {0, 1}

@@ -121,3 +121,29 @@ def test_a_runtime_setting_changed_resumes_and_tests_the_same_checkpoint(tiny_ru
     # what the weights depend on is still checked
     refused = twostream(*TINY, "stage=test", "train.lr_gamma=0.5", "tracking.mode=disabled", cwd=cwd)
     assert refused.returncode != 0 and "train.lr_gamma: checkpoint has 0.1, config asks for 0.5" in refused.stderr
+
+
+def test_videos_too_short_for_the_flow_stack_are_left_out_once_and_the_run_goes_on(tmp_path, textured_image):
+    import cv2  # noqa: PLC0415  (only this test writes videos)
+
+    root = tmp_path / "videos"
+    lengths = {"Jump/a": 12, "Jump/b": 12, "Jump/c": 4, "Run/a": 12, "Run/b": 12, "Run/c": 12}
+    for video, length in lengths.items():
+        (root / video).parent.mkdir(parents=True, exist_ok=True)
+        speed = 1 if video.startswith("Jump") else 3
+        writer = cv2.VideoWriter(str(root / f"{video}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (128, 96))
+        for k in range(length):
+            writer.write(np.roll(textured_image, speed * k, axis=1))
+        writer.release()
+    result = twostream("+experiment=quickstart", "dataset=folder", f"dataset.root={root}", "dataset.name=short",
+                       "name=short", "progress=false", "tracking.mode=disabled", "streams.temporal.L=5",
+                       "streams.spatial.epochs=1", "streams.temporal.epochs=1", "test.num_positions=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / "outputs/short/__main__.log").read_text()
+    assert log.count("left out of training and testing") == 1  # said once, not by every stage
+    listed = (tmp_path / "outputs/short/left_out_videos.txt").read_text()
+    assert listed == "Jump/c: 4 frames, fewer than the 6 a flow stack of this run needs\n"
+    for stream in ("spatial", "temporal"):
+        ids = [str(v) for s in ("train", "test")
+               for v in np.load(tmp_path / f"outputs/short/scores/{stream}_{s}.npz")["video_ids"]]
+        assert sorted(ids) == sorted(set(lengths) - {"Jump/c"})

@@ -1,20 +1,61 @@
-"""``python -m twostream +experiment=NAME``: compose the Hydra config and run the experiment."""
+"""``python -m twostream +experiment=NAME`` (or ``twostream ...``): compose the Hydra config and run it.
 
+An expected failure (:class:`~twostream.errors.UserError`: a bad config value, missing data, a
+stage run too early, a cache or checkpoint made with other settings) ends with its message and
+exit code 1, without a traceback (``debug=true`` shows it). Ctrl-C says what was kept. With no
+arguments at all, the synthetic quickstart runs.
+"""
+
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from twostream.configs import config_dir
+from twostream.errors import UserError
 from twostream.pipeline import run
 from twostream.sweep import enable_hydra_plugin
 
 enable_hydra_plugin()  # hydra/sweeper=optuna (Optuna studies as multiruns)
 
+# What a bare `python -m twostream` runs: the whole pipeline on the built-in synthetic data.
+NO_ARGUMENTS = ("+experiment=quickstart",)
+INTERRUPTED = ("interrupted. What was finished is kept: every video already in the flow cache and each "
+               "stream's checkpoint of its last complete epoch; run the same command again to continue "
+               "where it stopped.")
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> dict[str, Any] | None:
-    """Entry point; returns the results (results.json's content) so a sweeper can optimise any of them."""
-    return run(cfg)
+
+def with_defaults(arguments: Sequence[str]) -> list[str]:
+    """The command line's arguments, or the quickstart's when there are none."""
+    return list(arguments) if arguments else list(NO_ARGUMENTS)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def task(cfg: DictConfig) -> dict[str, Any] | None:
+    """Run the composed experiment; return its results (results.json's content) for a sweeper."""
+    try:
+        return run(cfg)
+    except UserError as error:
+        # A sweep or multirun records a job's error itself; debug=true wants the traceback.
+        if cfg.debug or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"twostream: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"\ntwostream: {INTERRUPTED}", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    """The command line (``python -m twostream`` and the ``twostream`` console script)."""
+    sys.argv[1:] = with_defaults(sys.argv[1:])
+    if sys.argv[1:] == list(NO_ARGUMENTS):
+        print(f"twostream: no arguments: running {' '.join(NO_ARGUMENTS)} (see --help)", file=sys.stderr)
+    task()
 
 
 if __name__ == "__main__":

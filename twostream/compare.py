@@ -30,6 +30,7 @@ import optuna
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from twostream.configs import config_dir
 from twostream.fusion import per_class_accuracy
 from twostream.fusion.stage import FUSION_METHODS
 from twostream.scores import Scores, scores_path
@@ -39,7 +40,6 @@ from twostream.tracking import start_run
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot is imported)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # Keys that differ between runs without making them different experiments.
 IGNORED_SETTINGS = ("name", "paths", "trial", "tracking", "progress", "stage", "device")
 
@@ -308,7 +308,7 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
 def tracking_config(out: Path, mode: str | None) -> dict[str, Any]:
     """conf/'s ``tracking`` node, writing under ``out`` (and in ``mode``, when given)."""
     overrides = [f"paths.output_dir={out}"] + ([f"tracking.mode={mode}"] if mode else [])
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg.tracking, resolve=True)
 

@@ -8,27 +8,27 @@ stream, for train and test) is one W&B run in the experiment's group.
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from twostream.cache import cache_fingerprint
+from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.extract import run_extract
+from twostream.checks import check_config, check_environment, stages_to_run
 from twostream.data.catalog import load_split_lists
-from twostream.errors import StageError
+from twostream.data.splits import SplitLists
+from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
 from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import start_run
 from twostream.tracking.outputs import log_stage_outputs
 from twostream.tracking.provenance import run_provenance
 from twostream.train.distributed import barrier, init_distributed
-from twostream.train.stage import run_test, run_train
+from twostream.train.stage import frames_needed, run_test, run_train
 
 log = logging.getLogger(__name__)
-
-STAGES = ("extract", "train", "test", "fuse")
-
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run ``cfg.stage`` (or all stages) of the experiment; return the results of fuse if it ran.
@@ -37,6 +37,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     and extracts, tests, fuses and logs to W&B. A sweep trial (``cfg.trial``) reports every
     epoch to its study; if the study's pruner stops it, ``{PRUNED_KEY: why}`` is returned.
     """
+    check_config(cfg)  # before anything is generated, extracted or trained
+    check_environment(cfg)
     reporter = trial_reporter(cfg.get("trial"))
     try:
         return _run_stages(cfg, reporter.report if reporter is not None else None)
@@ -46,13 +48,12 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
 def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, float]], None] | None
                 ) -> dict[str, Any] | None:
-    if cfg.stage != "all" and cfg.stage not in STAGES:
-        raise StageError(f"stage={cfg.stage!r} is not one of: all, {', '.join(STAGES)}")
-    stages = STAGES if cfg.stage == "all" else (cfg.stage,)
+    stages = stages_to_run(cfg)
     dist_info = init_distributed(cfg.train.runtime.dist_backend)
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
-    lists = load_split_lists(cfg.dataset)
+    output_dir = Path(cfg.paths.output_dir)
+    lists = load_split_lists(cfg.dataset, listing_dir=output_dir)
     if dist_info.is_main:
         barrier(dist_info)
     log.info("%s: %s split %d, %d classes, %d train / %d test videos", cfg.name, cfg.dataset.name,
@@ -60,8 +61,10 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
-    results = None
+    results, usable = None, None
     for stage in stages:
+        if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
+            usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main)
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
@@ -75,9 +78,9 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
                 elif stage == "train":
                     on_epoch = None if report_epoch is None else (
                         lambda stats, s=stream: report_epoch(s, stats.epoch, stats.metrics()))
-                    run_train(cfg, lists, stream, tracker, dist_info, on_epoch)
+                    run_train(cfg, usable, stream, tracker, dist_info, on_epoch)
                 elif stage == "test":
-                    run_test(cfg, lists, stream, tracker)
+                    run_test(cfg, usable, stream, tracker)
                 else:
                     results = run_fuse(cfg, lists, tracker)
                 log_stage_outputs(tracker, cfg, lists, stage, stream)
@@ -85,3 +88,13 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
                 barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)
     return results
+
+
+def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bool) -> SplitLists:
+    """The lists without the videos the run cannot use, named once (here, not by every stage)."""
+    usable, left_out = usable_lists(lists, open_cache(cfg), frames_needed(cfg))
+    if left_out and warn:
+        reasons = [f"{video}: {why}" for video, why in sorted(left_out.items())]
+        log.warning("%d video(s) are left out of training and testing: %s", len(left_out),
+                    shortened(reasons, output_dir / "left_out_videos.txt", shown=3))
+    return usable

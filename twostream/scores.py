@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twostream.errors import MissingDataError
+
 
 @dataclass
 class Scores:
@@ -33,7 +35,7 @@ class Scores:
     @classmethod
     def load(cls, path: Path) -> "Scores":
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no score file; run the test stage first (stage=test)")
+            raise MissingDataError(f"{path}: no score file; run the test stage first (stage=test)")
         with np.load(path) as f:
             return cls(f["video_ids"], f["labels"], f["scores"], f["classes"])
 

@@ -1,16 +1,15 @@
 """The frame/flow cache: its Zarr store, and how the pipeline opens it from the config."""
 
-import logging
+import dataclasses
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache.codecs import codec_fingerprint
-from twostream.cache.store import COMPLETE, CacheLayout, FlowCache, source_signature
-from twostream.data.splits import Video
+from twostream.cache.store import COMPLETE, FAILED, CacheLayout, FlowCache, source_signature
+from twostream.data.catalog import MultiTaskLists
+from twostream.data.splits import SplitLists, Video
 from twostream.errors import StageError
-
-log = logging.getLogger(__name__)
 
 
 def cache_fingerprint(cfg: DictConfig) -> dict[str, Any]:
@@ -35,13 +34,40 @@ def open_cache(cfg: DictConfig, writable: bool = False) -> FlowCache:
                      in_memory=not writable and cfg.cache.in_memory)
 
 
-def cached_videos(videos: list[Video], cache: FlowCache, what: str) -> list[Video]:
-    """The videos the cache holds for their current files; the others are named in the log."""
-    kept = [v for v in videos if cache.status(v.id, source_signature(v.path)) == COMPLETE]
-    if len(kept) < len(videos):
-        dropped = sorted({v.id for v in videos} - {v.id for v in kept})
-        log.warning("%d %s video(s) are not in the cache (failed, or changed since extraction: run "
-                    "stage=extract) and are left out: %s", len(dropped), what, ", ".join(dropped))
-    if not kept:
-        raise StageError(f"none of the {what} videos is in the cache {cache.path}; run stage=extract first")
-    return kept
+def usable_lists(lists: SplitLists, cache: FlowCache, min_frames: int) -> tuple[SplitLists, dict[str, str]]:
+    """Every task's lists without the videos a run cannot use, and ``{video id: why}`` for those.
+
+    A video is left out when the cache does not hold it for its current file (it failed, changed
+    since extraction, or was never extracted) or when it has fewer than ``min_frames`` frames (the
+    longest flow stack the run's streams take needs L+1). Raises StageError when a task is left
+    without training or test videos.
+    """
+    left_out: dict[str, str] = {}
+
+    def usable(video: Video) -> bool:
+        attrs = cache.attrs(video.id)
+        if cache.status(video.id, source_signature(video.path)) != COMPLETE:
+            left_out[video.id] = (f"extraction failed: {attrs.get('reason', '')}" if attrs and attrs.get("status") == FAILED
+                                  else "not in the cache for its current file (run stage=extract)")
+            return False
+        frames = attrs.get("num_frames") or cache.num_frames(video.id)  # caches before it was recorded
+        if frames < min_frames:
+            left_out[video.id] = f"{frames} frames, fewer than the {min_frames} a flow stack of this run needs"
+            return False
+        return True
+
+    def keep(task: SplitLists, with_test: bool) -> SplitLists:
+        # Another task of a multi-task run only trains: its test videos are neither extracted nor used.
+        kept = dataclasses.replace(task, train=[v for v in task.train if usable(v)],
+                                   test=[v for v in task.test if usable(v)] if with_test else [])
+        for what in ("train", "test") if with_test else ("train",):
+            if getattr(task, what) and not getattr(kept, what):
+                raise StageError(f"none of the {len(getattr(task, what))} {what} videos can be used (first: "
+                                 f"{getattr(task, what)[0].id}: {left_out[getattr(task, what)[0].id]}); "
+                                 f"see the cache {cache.path}")
+        return kept
+
+    first = keep(lists, with_test=True)
+    if isinstance(lists, MultiTaskLists):
+        first = dataclasses.replace(first, others=tuple(keep(task, with_test=False) for task in lists.others))
+    return first, left_out

@@ -234,9 +234,6 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
 def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
     """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict."""
     videos = select_shard(videos_to_extract(lists), cfg.extract.shard)
-    if cfg.extract.shard is not None and cfg.cache.rebuild:
-        raise StageError("cache.rebuild=true with extract.shard=... would let shards delete each other's work: "
-                         "rebuild once without shard (or delete cache.path), then start the shards")
     cache = open_cache(cfg, writable=True)
     summary = extract_videos(videos, cache, ExtractSettings.from_config(cfg), num_workers=cfg.extract.num_workers,
                              prefetch=cfg.extract.prefetch, progress=cfg.progress)

@@ -47,6 +47,7 @@ from zarr.errors import ContainsGroupError
 
 from twostream.cache.codecs import chunk_codecs
 from twostream.cache.shards import ShardedArray
+from twostream.errors import MissingDataError, UserError
 from twostream.fingerprint import differences
 from twostream.flow import dequantize, quantize
 
@@ -76,7 +77,7 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(UserError, ValueError):
     """The cache on disk was made with other settings than the ones asked for."""
 
 
@@ -126,7 +127,7 @@ class FlowCache:
         self._arrays: dict[tuple[str, str], ShardedArray | np.ndarray] = {}
         if not (self.path / "zarr.json").is_file():
             if not writable:
-                raise FileNotFoundError(f"no flow cache at {self.path}: run the extract stage first "
+                raise MissingDataError(f"no flow cache at {self.path}: run the extract stage first "
                                         "(python -m twostream stage=extract ...)")
             self._create()
         stored = zarr.open_group(self.path, mode="r").attrs
@@ -144,7 +145,7 @@ class FlowCache:
         """An existing cache for reading, with the settings it was made with (no config needed)."""
         path = Path(path)
         if not (path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no flow cache at {path}")
+            raise MissingDataError(f"no flow cache at {path}")
         attrs = dict(zarr.open_group(path, mode="r").attrs)
         if attrs.get("format") != FORMAT_VERSION:
             raise CacheMismatchError(f"flow cache {path} has format {attrs.get('format')!r} (another "
@@ -344,7 +345,7 @@ class FlowCache:
                   "flow_fwd": (flow_fwd, self.layout.flow_codec, self.layout.flows_per_chunk)}
         if flow_bwd is not None:
             arrays["flow_bwd"] = (flow_bwd, self.layout.flow_codec, self.layout.flows_per_chunk)
-        self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source)})
+        self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source), "num_frames": len(frames)})
 
     def _as_stored(self, flow: np.ndarray) -> np.ndarray:
         """Flow as the cache stores it: uint8 is taken as quantised already, pixels are quantised."""

@@ -1,6 +1,5 @@
 """Turn the ``dataset`` config into the split's video lists, checking them before any work."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -8,6 +7,7 @@ from typing import Any
 from twostream.data.folder import scan_folder, split_videos
 from twostream.data.splits import SplitLists, Video, missing_videos, parse_hmdb51, parse_ucf101
 from twostream.data.synthetic import generate_synthetic
+from twostream.errors import DataError, MissingDataError, shortened
 
 PARSERS = {"ucf101": parse_ucf101, "hmdb51": parse_hmdb51}
 FORMATS = (*PARSERS, "folder", "multitask")
@@ -29,12 +29,10 @@ def task_lists(lists: SplitLists) -> list[SplitLists]:
     return [lists, *lists.others] if isinstance(lists, MultiTaskLists) else [lists]
 
 
-def training_videos(lists: SplitLists, keep: Callable[[list[Video]], list[Video]]
-                    ) -> tuple[list[Video], list[int]]:
-    """Every task's training videos that ``keep`` lets through, and each one's task (= its head)."""
-    per_task = [keep(task.train) for task in task_lists(lists)]
+def training_videos(lists: SplitLists) -> tuple[list[Video], list[int]]:
+    """Every task's training videos, and each one's task (= its head)."""
+    per_task = [task.train for task in task_lists(lists)]
     return [v for videos in per_task for v in videos], [i for i, videos in enumerate(per_task) for _ in videos]
-
 
 def videos_to_extract(lists: SplitLists) -> list[Video]:
     """Every video a run reads: the evaluated dataset's train and test videos, the others' train videos."""
@@ -50,38 +48,39 @@ def _folder_lists(dataset_cfg: Any) -> SplitLists:
     return split_videos(classes, videos, dataset_cfg.test_fraction, dataset_cfg.split_seed)
 
 
-def _multitask_lists(dataset_cfg: Any) -> MultiTaskLists:
+def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLists:
     """``dataset.tasks`` (name -> a dataset config) loaded, ``dataset.evaluate`` first."""
     tasks = dataset_cfg.tasks
     if dataset_cfg.evaluate not in tasks:
-        raise ValueError(f"dataset.evaluate={dataset_cfg.evaluate!r} is not one of dataset.tasks: {', '.join(tasks)}")
+        raise DataError(f"dataset.evaluate={dataset_cfg.evaluate!r} is not one of dataset.tasks: {', '.join(tasks)}")
     names = [dataset_cfg.evaluate, *(n for n in tasks if n != dataset_cfg.evaluate)]
-    first, *others = (load_split_lists(tasks[n]) for n in names)
+    first, *others = (load_split_lists(tasks[n], listing_dir) for n in names)
     ids = [v.id for task in (first, *others) for v in task.train + task.test]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"the datasets {', '.join(names)} share video ids; they would share cache entries")
+        raise DataError(f"the datasets {', '.join(names)} share video ids; they would share cache entries")
     return MultiTaskLists(first.classes, first.train, first.test, tuple(others))
 
 
-def load_split_lists(dataset_cfg: Any) -> SplitLists:
+def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> SplitLists:
     """The train/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first.
 
-    Raises FileNotFoundError naming every listed video that is not on disk.
+    Raises MissingDataError naming the first listed videos that are not on disk (and, with
+    ``listing_dir``, writing all of them to ``missing_videos_<dataset>.txt`` there).
     """
     if dataset_cfg.format == "multitask":
-        return _multitask_lists(dataset_cfg)
+        return _multitask_lists(dataset_cfg, listing_dir)
     if dataset_cfg.get("generator") is not None:
         generate_synthetic(dataset_cfg.root, **dataset_cfg.generator)
     if dataset_cfg.format not in FORMATS:
-        raise ValueError(f"unknown dataset.format {dataset_cfg.format!r}; available: {', '.join(FORMATS)}")
+        raise DataError(f"unknown dataset.format {dataset_cfg.format!r}; available: {', '.join(FORMATS)}")
     if dataset_cfg.format == "folder":
         lists = _folder_lists(dataset_cfg)
     else:
         lists = PARSERS[dataset_cfg.format](dataset_cfg.splits_dir, dataset_cfg.split, dataset_cfg.video_root)
     missing = missing_videos(lists)
     if missing:
-        raise FileNotFoundError(
+        listing = None if listing_dir is None else Path(listing_dir) / f"missing_videos_{dataset_cfg.name}.txt"
+        raise MissingDataError(
             f"{len(missing)} video(s) listed in {Path(dataset_cfg.splits_dir)} split {dataset_cfg.split} "
-            f"are not under dataset.video_root={dataset_cfg.video_root}:\n  "
-            + "\n  ".join(str(p) for p in missing))
+            f"are not under dataset.video_root={dataset_cfg.video_root}: {shortened(missing, listing)}")
     return lists

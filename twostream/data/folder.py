@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twostream.data.splits import _UCF_GROUP, SplitLists, Video
+from twostream.errors import DataError, MissingDataError
 
 
 def _class_videos(folder: Path, extensions: set[str]) -> list[Path]:
@@ -27,27 +28,27 @@ def _class_videos(folder: Path, extensions: set[str]) -> list[Path]:
 def scan_folder(root: str | Path, extensions: Sequence[str]) -> tuple[list[str], list[Video]]:
     """The classes (sorted sub-folder names) and every video under them, with labels.
 
-    Raises FileNotFoundError when ``root`` is not a folder, ValueError when it has no class folders,
+    Raises MissingDataError when ``root`` is not a folder, DataError when it has no class folders,
     a class folder holds no video, or two files of a class differ only in their extension.
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset.root={root} is not a folder; point it at a folder of class sub-folders")
+        raise MissingDataError(f"dataset.root={root} is not a folder; point it at a folder of class sub-folders")
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ValueError(f"dataset.root={root} has no class sub-folders; expected root/<class>/<video> "
+        raise DataError(f"dataset.root={root} has no class sub-folders; expected root/<class>/<video> "
                          f"with video extensions {sorted(exts)}")
     videos: list[Video] = []
     for label, name in enumerate(classes):
         files = _class_videos(root / name, exts)
         if not files:
-            raise ValueError(f"class folder {root / name} holds no video with an extension in {sorted(exts)}; "
+            raise DataError(f"class folder {root / name} holds no video with an extension in {sorted(exts)}; "
                              "remove the folder or add its extension to dataset.extensions")
         stems = [p.stem for p in files]
         clashes = sorted({s for s in stems if stems.count(s) > 1})
         if clashes:
-            raise ValueError(f"{root / name}: files differ only in their extension ({', '.join(clashes)}); "
+            raise DataError(f"{root / name}: files differ only in their extension ({', '.join(clashes)}); "
                              "keep one of each, as the video id is the name without extension")
         for path in files:
             match = _UCF_GROUP.search(path.stem)
@@ -64,7 +65,7 @@ def split_videos(classes: Sequence[str], videos: Sequence[Video], test_fraction:
     train. The choice depends only on the seed and the class's file names, not on other classes.
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(f"dataset.test_fraction must be between 0 and 1, got {test_fraction}")
+        raise DataError(f"dataset.test_fraction must be between 0 and 1, got {test_fraction}")
     train: list[Video] = []
     test: list[Video] = []
     for label, name in enumerate(classes):

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from twostream.errors import DataError, MissingDataError
+
 SPLITS = (1, 2, 3)
 
 # UCF-101 clip names end in "_gXX_cYY": XX is the group (the same actors/scene), YY the clip in it.
@@ -50,12 +52,12 @@ class SplitLists:
 
 def _check_split(split: int) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
 
 
 def _require_file(path: Path) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
+        raise MissingDataError(f"split file not found: {path}")
     return path
 
 
@@ -84,7 +86,7 @@ def _split_lists(classes: list[str], train: list[Video], test: list[Video]) -> S
     seen: set[str] = set()
     for video in train + test:
         if video.id in seen:
-            raise ValueError(f"video {video.id!r} is listed more than once in this split")
+            raise DataError(f"video {video.id!r} is listed more than once in this split")
         seen.add(video.id)
     return SplitLists(classes=classes, train=train, test=test)
 
@@ -95,15 +97,15 @@ def _read_class_ind(path: Path) -> list[str]:
     for lineno, fields in _lines(_require_file(path)):
         where = f"{path.name} line {lineno}"
         if len(fields) != 2 or not fields[0].isdigit():
-            raise ValueError(f"{where}: expected '<id> <class>', got {' '.join(fields)!r}")
+            raise DataError(f"{where}: expected '<id> <class>', got {' '.join(fields)!r}")
         class_id, name = int(fields[0]), fields[1]
         if class_id != len(classes) + 1:
-            raise ValueError(f"{where}: class id {class_id} out of sequence, expected {len(classes) + 1}")
+            raise DataError(f"{where}: class id {class_id} out of sequence, expected {len(classes) + 1}")
         classes.append(name)
     if not classes:
-        raise ValueError(f"{path}: no classes listed")
+        raise DataError(f"{path}: no classes listed")
     if len({name.lower() for name in classes}) != len(classes):
-        raise ValueError(f"{path}: class names repeat (compared case-insensitively)")
+        raise DataError(f"{path}: class names repeat (compared case-insensitively)")
     return classes
 
 
@@ -119,16 +121,16 @@ def _read_ucf_list(path: Path, classes: list[str], video_root: Path, labelled: b
         where = f"{path.name} line {lineno}"
         if len(fields) != (2 if labelled else 1):
             expected = "'<Class>/<clip>.avi <label>'" if labelled else "'<Class>/<clip>.avi'"
-            raise ValueError(f"{where}: expected {expected}, got {' '.join(fields)!r}")
+            raise DataError(f"{where}: expected {expected}, got {' '.join(fields)!r}")
         rel = fields[0]
         folder = rel.split("/", 1)[0]
         if "/" not in rel or folder.lower() not in by_name:
-            raise ValueError(f"{where}: unknown class folder {folder!r} in {rel!r} (not in classInd.txt)")
+            raise DataError(f"{where}: unknown class folder {folder!r} in {rel!r} (not in classInd.txt)")
         label = by_name[folder.lower()]
         if labelled:
             listed = fields[1]
             if not listed.isdigit() or int(listed) != label + 1:
-                raise ValueError(
+                raise DataError(
                     f"{where}: label {listed} disagrees with folder {folder!r}, "
                     f"which is class {label + 1} ({classes[label]}) in classInd.txt"
                 )
@@ -140,8 +142,8 @@ def _read_ucf_list(path: Path, classes: list[str], video_root: Path, labelled: b
 def parse_ucf101(splits_dir: str | Path, split: int, video_root: str | Path) -> SplitLists:
     """Parse UCF-101-format split lists (``classInd.txt``, ``trainlistNN.txt``, ``testlistNN.txt``).
 
-    Labels are classInd ids - 1. Raises ValueError for a split outside 1..3 or a malformed line
-    (message names file and line), FileNotFoundError naming the expected path of a missing file.
+    Labels are classInd ids - 1. Raises DataError for a split outside 1..3 or a malformed line
+    (message names file and line), MissingDataError naming the expected path of a missing file.
     """
     _check_split(split)
     splits_dir, video_root = Path(splits_dir), Path(video_root)
@@ -154,10 +156,10 @@ def parse_ucf101(splits_dir: str | Path, split: int, video_root: str | Path) -> 
 def _hmdb_classes(splits_dir: Path) -> list[str]:
     """Sorted class names from the file names of all splits, so labels do not depend on the split."""
     if not splits_dir.is_dir():
-        raise FileNotFoundError(f"HMDB-51 splits folder not found: {splits_dir}")
+        raise MissingDataError(f"HMDB-51 splits folder not found: {splits_dir}")
     names = {m["cls"] for p in splits_dir.iterdir() if (m := _HMDB_FILE.match(p.name))}
     if not names:
-        raise FileNotFoundError(f"no <class>_test_split<N>.txt files in {splits_dir}")
+        raise MissingDataError(f"no <class>_test_split<N>.txt files in {splits_dir}")
     return sorted(names)
 
 
@@ -165,8 +167,8 @@ def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> 
     """Parse the HMDB-51 ``<class>_test_split<N>.txt`` files of one split.
 
     Label = index of the class in the sorted class names; id 1 = train, 2 = test, 0 = unused (left out).
-    Video path = video_root/<class>/<video>.avi. Raises ValueError for a split outside 1..3 or a bad
-    line (message names file and line), FileNotFoundError naming the path of a class's missing file.
+    Video path = video_root/<class>/<video>.avi. Raises DataError for a split outside 1..3 or a bad
+    line (message names file and line), MissingDataError naming the path of a class's missing file.
     """
     _check_split(split)
     splits_dir, video_root = Path(splits_dir), Path(video_root)
@@ -178,10 +180,10 @@ def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> 
         for lineno, fields in _lines(path):
             where = f"{path.name} line {lineno}"
             if len(fields) != 2:
-                raise ValueError(f"{where}: expected '<video>.avi <0|1|2>', got {' '.join(fields)!r}")
+                raise DataError(f"{where}: expected '<video>.avi <0|1|2>', got {' '.join(fields)!r}")
             clip, use = fields
             if use not in (_HMDB_TRAIN, _HMDB_TEST, _HMDB_UNUSED):
-                raise ValueError(f"{where}: id must be 0 (unused), 1 (train) or 2 (test), got {use!r}")
+                raise DataError(f"{where}: id must be 0 (unused), 1 (train) or 2 (test), got {use!r}")
             if use != _HMDB_UNUSED:
                 (train if use == _HMDB_TRAIN else test).append(
                     _video(video_root, f"{name}/{clip}", label, None)

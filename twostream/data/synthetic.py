@@ -35,6 +35,8 @@ from typing import Any, get_type_hints
 import cv2
 import numpy as np
 
+from twostream.errors import ConfigError, DataError
+
 FORMAT_VERSION = 1
 
 APPEARANCES = ("Checker", "Stripes", "Dots")
@@ -78,7 +80,7 @@ class SyntheticParams:
         jpeg_quality: MJPG quality, 1..100.
 
     Values are cast to their field's type (a config may pass 6.0 for an int, OmegaConf lists for
-    ranges), so they compare equal to what ``generator.json`` stores; invalid values raise ValueError.
+    ranges), so they compare equal to what ``generator.json`` stores; invalid values raise ConfigError.
     """
 
     seed: int
@@ -121,7 +123,7 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
     (UCF-101 format; the last ``test_groups`` groups of each class are test) and ``generator.json``.
 
     Raises:
-        ValueError: invalid parameters, or ``root`` already holds a dataset generated with other
+        ConfigError: invalid parameters. DataError: ``root`` already holds a dataset generated with other
             parameters.
     """
     root = Path(root)
@@ -141,7 +143,7 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
         diff = sorted(k for k in old.keys() | wanted.keys() if old.get(k) != wanted.get(k))
         if diff:
             changes = ", ".join(f"{k}: {old.get(k)!r} -> {wanted.get(k)!r}" for k in diff)
-            raise ValueError(
+            raise DataError(
                 f"{root} holds a synthetic dataset generated with other parameters ({changes}); "
                 "choose another dataset.root or delete the folder."
             )
@@ -170,24 +172,24 @@ def _validate(p: SyntheticParams) -> None:
     for key in ("speed_range", "spin_range", "shuttle_period_range"):
         lo_hi = getattr(p, key)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
-            raise ValueError(f"synthetic dataset: {key} must be [min, max] with 0 <= min <= max, got {lo_hi}")
+            raise ConfigError(f"synthetic dataset: {key} must be [min, max] with 0 <= min <= max, got {lo_hi}")
     if p.shuttle_period_range[0] <= 0:
-        raise ValueError("synthetic dataset: shuttle_period_range must be positive")
+        raise ConfigError("synthetic dataset: shuttle_period_range must be positive")
     if not 1 <= p.test_groups < p.groups_per_class:
-        raise ValueError(
+        raise ConfigError(
             f"synthetic dataset: need 1 <= test_groups < groups_per_class, got {p.test_groups} "
             f"and {p.groups_per_class}"
         )
     if p.seed < 0:
-        raise ValueError(f"synthetic dataset: seed must be >= 0, got {p.seed}")
+        raise ConfigError(f"synthetic dataset: seed must be >= 0, got {p.seed}")
     if p.clips_per_group < 1 or p.num_frames < 2 or p.fps < 1:
-        raise ValueError("synthetic dataset: clips_per_group, fps must be >= 1 and num_frames >= 2")
+        raise ConfigError("synthetic dataset: clips_per_group, fps must be >= 1 and num_frames >= 2")
     if not 4 <= p.object_size < min(p.height, p.width):
-        raise ValueError(
+        raise ConfigError(
             f"synthetic dataset: object_size must be in [4, min(height, width)), got {p.object_size}"
         )
     if p.camera_pan < 0 or p.background_blur <= 0 or not 1 <= p.jpeg_quality <= 100:
-        raise ValueError(
+        raise ConfigError(
             "synthetic dataset: need camera_pan >= 0, background_blur > 0, 1 <= jpeg_quality <= 100"
         )
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from twostream.data.splits import Video
+from twostream.errors import UserError
 from twostream.fingerprint import differences
 from twostream.inputs.datasets import InputSource, RandomPositions
 from twostream.models import StreamNet
@@ -33,7 +34,7 @@ class TrainingStopped(RuntimeError):
     """Raised in the other processes of a torchrun job when the main one stops training."""
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint to resume from was made with other settings than the config's."""
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from twostream.cache import cache_fingerprint, cached_videos, open_cache
+from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.catalog import task_lists, training_videos
 from twostream.data.splits import SplitLists
@@ -43,17 +43,16 @@ def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, l
                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
 
 
-def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str
-                 ) -> tuple[DictConfig, FlowCache, InputSource, StreamNet]:
-    """What both the train and the test stage of a stream start from: its config, the cache,
-    its input source and a freshly built network."""
+def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictConfig, InputSource, StreamNet]:
+    """What both the train and the test stage of a stream start from: its config, its input
+    source (reading the cache) and a freshly built network."""
     stream_cfg = cfg.streams[stream]
     cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
     # The initial weights depend on the seed alone, not on what ran before in this process
     # (the other stream, an earlier sweep trial).
     torch.manual_seed(cfg.seed)
-    return stream_cfg, cache, source, stream_model(cfg, stream_cfg, source, lists)
+    return stream_cfg, source, stream_model(cfg, stream_cfg, source, lists)
 
 
 def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
@@ -70,16 +69,23 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
             "flow": cache_fingerprint(cfg), "seed": cfg.seed}
 
 
+def frames_needed(cfg: DictConfig) -> int:
+    """The fewest frames a video needs for every stream of the run: L+1 for a flow stack, 1 for RGB."""
+    return max(stream.L + 1 if stream.input == "flow" else 1 for stream in cfg.streams.values())
+
+
 def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, dist_info: DistInfo,
               on_epoch: Callable[[EpochStats], None] | None = None) -> None:
-    """The train stage of one stream, on the split's training videos (all processes under torchrun).
+    """The train stage of one stream, on ``lists``' training videos (all processes under torchrun).
+
+    ``lists`` holds only videos the run can use (:func:`twostream.cache.usable_lists`).
 
     Every epoch is logged to ``run_log``, then handed to ``on_epoch`` (which may stop training by
     raising, as a sweep's pruner does).
     """
-    stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
+    stream_cfg, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
-    val_videos = cached_videos(lists.test, cache, "validation") if cfg.train.runtime.validate else []
+    val_videos = lists.test if cfg.train.runtime.validate else []
 
     def validate(net: torch.nn.Module) -> float:
         # Validation uses the test videos (the official splits have no validation set), cheaply:
@@ -97,7 +103,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
         if on_epoch is not None:
             on_epoch(stats)
 
-    videos, tasks = training_videos(lists, lambda task_videos: cached_videos(task_videos, cache, "training"))
+    videos, tasks = training_videos(lists)
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
                  device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
@@ -106,7 +112,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
     """The test stage of one stream: score files for the train and the test videos."""
-    stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
+    stream_cfg, source, model = stream_parts(cfg, lists, stream)
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
@@ -120,7 +126,7 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
                     checkpoint, state["epoch"], stream_cfg.epochs)
     model.load_state_dict(state["model"])
     for subset, videos in (("train", lists.train), ("test", lists.test)):
-        scores = score_videos(model, source, cached_videos(videos, cache, subset), lists.classes,
+        scores = score_videos(model, source, videos, lists.classes,
                               num_positions=cfg.test.num_positions, crops=cfg.test.crops,
                               crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                               device=resolve_device(cfg.device), progress=cfg.progress)
