@@ -75,6 +75,15 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
             "flow": cache_fingerprint(cfg), "seed": cfg.seed}
 
 
+def epoch_metrics(stats: EpochStats) -> dict[str, float]:
+    """What the train stage logs (W&B) and reports to a sweep's pruner after an epoch."""
+    metrics = {"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
+               "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second}
+    if stats.val_accuracy is not None:
+        metrics["val/accuracy"] = stats.val_accuracy
+    return metrics
+
+
 def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker, dist_info: DistInfo) -> None:
     """The train stage of one stream, on the split's training videos (all processes under torchrun)."""
     stream_cfg, cache, source, model = stream_parts(cfg, lists, stream)
@@ -93,10 +102,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, tracker: Tracker,
                  stats.loss, stats.accuracy,
                  "" if stats.val_accuracy is None else f", validation accuracy {stats.val_accuracy:.3f}",
                  stats.lr, stats.samples_per_second)
-        metrics = {"epoch": stats.epoch, "train/loss": stats.loss, "train/accuracy": stats.accuracy,
-                   "train/lr": stats.lr, "train/samples_per_second": stats.samples_per_second}
-        if stats.val_accuracy is not None:
-            metrics["val/accuracy"] = stats.val_accuracy
+        metrics = epoch_metrics(stats)
         tracker.log(metrics)
         report_epoch(cfg, stream, stats.epoch, metrics)  # to the Optuna trial, when this run is one
 
