@@ -132,6 +132,8 @@ def main() -> int:
         print(f"unmutated: {len(selected)} test selections pass ({time.perf_counter() - start:.0f} s)")
         for mutant in mutants:
             path = tree / mutant.path
+            if not path.is_file():
+                sys.exit(f"mutant {mutant.name!r}: no file {mutant.path} (moved?); update it in tests/mutants.py")
             original = path.read_text()
             if original.count(mutant.old) != 1:
                 sys.exit(f"mutant {mutant.name!r}: {mutant.old!r} occurs {original.count(mutant.old)} times in "
