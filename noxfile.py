@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`."""
 
 import nox
 
@@ -18,6 +18,13 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, tests and this file."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "twostream", "tests", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def mutants(session: nox.Session) -> None:
+    """Planted one-line bugs the tests must catch (tests/mutants.py; mutant names after -- to pick some)."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/mutants.py", *session.posargs)
 
 
 @nox.session(python="3.11")

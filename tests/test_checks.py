@@ -132,3 +132,9 @@ def test_a_bad_value_on_the_command_line_fails_in_seconds_with_one_message_and_n
     assert seconds < 60, seconds  # generous on a loaded machine; alone it takes a few seconds
     debug = twostream("+experiment=quickstart", "streams.temporal.L=abc", "debug=true", cwd=tmp_path)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+def test_crops_and_stacks_are_checked_only_when_a_stage_uses_them():
+    check_config(composed("+experiment=quickstart", "stage=extract", "train.crop_size=96"))
+    with pytest.raises(ConfigError, match="train.crop_size=96"):
+        check_config(composed("+experiment=quickstart", "stage=test", "train.crop_size=96"))

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from twostream.compare import main as compare_main
 from twostream.report import write_results
 from twostream.scores import Scores, scores_path
+from twostream.train.loop import make_optimizer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Training videos per split (official lists, tests/test_splits.py) and the paper's schedule.
@@ -36,8 +38,16 @@ def test_paper_experiments_follow_the_papers_settings_and_schedule(experiment):
     for stream in (cfg.streams.spatial, temporal):
         assert stream.lr == 0.01
         assert stream.epochs * steps_per_epoch == pytest.approx(PAPER_STEPS, rel=0.01)
-        decays = [round(f * stream.epochs) * steps_per_epoch for f in cfg.train.lr_decay_at]
-        assert decays == pytest.approx(PAPER_DECAYS, rel=0.02)
+        # ask the optimiser the lr of every epoch: it is divided by 10 after 50K and 70K steps
+        optimizer, scheduler = make_optimizer(torch.nn.Linear(1, 1), cfg.train, stream.lr, stream.epochs)
+        rates = []
+        for _ in range(stream.epochs):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        decays = [epoch * steps_per_epoch for epoch in range(1, stream.epochs) if rates[epoch] < rates[epoch - 1]]
+        assert decays == pytest.approx(PAPER_DECAYS, rel=0.02), f"lr decayed after steps {decays}"
+        assert rates[-1] == pytest.approx(stream.lr / 100)
 
 
 def make_split_run(folder: Path, split: int, accuracy: dict[str, float]) -> None:

@@ -69,13 +69,21 @@ def test_brox_without_cuda_says_what_to_install():
 
 
 @pytest.mark.parametrize("config", sorted(p.stem for p in (CONF / "flow").glob("*.yaml")))
-def test_every_flow_config_builds_its_estimator(config):
+def test_every_flow_config_builds_an_estimator_that_finds_a_known_shift(config, textured_image, one_torch_thread):
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         flow = compose(config_name="config", overrides=[f"flow={config}"]).flow
     assert flow.name in ESTIMATORS and flow.batch_size >= 1
     if flow.name == "brox" and not opencv_has_cuda():
         pytest.skip("brox needs OpenCV built with CUDA and a GPU; this OpenCV has neither")
-    assert callable(get_estimator(flow.name, **estimator_kwargs(flow)))  # a misspelt or missing key raises here
+    kwargs = estimator_kwargs(flow)  # a misspelt or missing key raises in get_estimator
+    if flow.name == "tvl1":  # the configured params, computed on this machine's CPU without compiling
+        kwargs |= {"device": "cpu", "compile": False}
+    est = get_estimator(flow.name, **kwargs)
+    prev = textured_image[:64, :64]  # small: the configs' own (full-quality) settings are slow on big frames
+    nxt = np.roll(np.roll(prev, 3, axis=1), 2, axis=0)  # 3 px right, 2 px down
+    shift = est(prev[None], nxt[None])[0][:, 12:-12, 12:-12]
+    median = np.median(shift, axis=(1, 2))
+    assert median == pytest.approx([3.0, 2.0], abs=0.25), f"{config}: median flow {median}, expected (3, 2)"
 
 
 def test_runtime_settings_do_not_change_the_cache_fingerprint():

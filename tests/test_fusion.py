@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from sklearn.metrics import confusion_matrix
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 from wandb_offline import read_offline_run
@@ -60,11 +61,27 @@ def test_fusion_of_complementary_streams_beats_each_stream():
     accuracy = {name: float((s.argmax(1) == test_labels).mean()) for name, s in
                 [("spatial", test_s), ("temporal", test_t), ("average", average_fusion([test_s, test_t]))]}
     svm = fit_svm_fusion([train_s, train_t], train_labels, C_grid=[0.1, 1, 10], cv_folds=3, max_iter=10000, seed=0)
-    assert svm.C in (0.1, 1, 10)
     accuracy["svm"] = float((svm.decision([test_s, test_t]).argmax(1) == test_labels).mean())
     # Each stream alone can only narrow the class down to 4 (spatial) or 3 (temporal) candidates.
     assert accuracy["spatial"] < 0.5 and accuracy["temporal"] < 0.5, accuracy
     assert accuracy["average"] > 0.8 and accuracy["svm"] > 0.8, accuracy
+
+
+def test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy():
+    rng = np.random.default_rng(4)
+    labels, spatial, temporal = complementary_scores(rng, n_per_class=8)
+    # scores so noisy that C matters (on clean ones every C of the grid classifies perfectly)
+    spatial, temporal = (softmax(np.log(s) + rng.normal(0, 2.0, s.shape)).astype(np.float32)
+                         for s in (spatial, temporal))
+    grid = [0.01, 0.1, 1, 10, 100]
+    features = np.hstack([normalize(spatial), normalize(temporal)])
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    cv_accuracy = [cross_val_score(LinearSVC(multi_class="crammer_singer", C=C, max_iter=10000, random_state=0),
+                                   features, labels, cv=folds).mean() for C in grid]
+    best = grid[int(np.argmax(cv_accuracy))]  # the first of equals, as GridSearchCV ranks them
+    assert best not in (grid[0], grid[-1]), cv_accuracy  # this data set's best C is inside the grid
+    chosen = fit_svm_fusion([spatial, temporal], labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0).C
+    assert chosen == best, f"C={chosen} chosen; CV accuracy per C: {dict(zip(grid, cv_accuracy, strict=True))}"
 
 
 def test_per_class_accuracy_matches_confusion_matrix():

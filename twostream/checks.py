@@ -122,7 +122,8 @@ def _container(node: Any) -> Any:
 def check_config(cfg: DictConfig) -> None:
     """Raise one ConfigError naming every value of ``cfg`` that cannot work (see the module doc)."""
     problems = _Problems()
-    problems.choice(cfg, "stage", "", ("all", *STAGES))
+    if not problems.choice(cfg, "stage", "", ("all", *STAGES)):
+        problems.raise_if_any("the config cannot run")
     problems.need(isinstance(cfg.device, str) and bool(_DEVICE.match(cfg.device)), "device", cfg.device,
                   "auto, cpu, cuda or cuda:N")
     problems.integer(cfg, "seed", "", low=0)
@@ -136,7 +137,8 @@ def check_config(cfg: DictConfig) -> None:
     train = _container(cfg.train)
     _check_train(problems, train)
     _check_streams(problems, streams, cfg)
-    _check_frames(problems, cfg, streams, train)
+    if {"train", "test"} & set(stages_to_run(cfg)):  # crops and stacks matter from training on
+        _check_frames(problems, cfg, streams, train)
     test = _container(cfg.test)
     problems.integer(test, "num_positions", "test.", low=1)
     problems.choice(test, "crops", "test.", TEST_CROPS)
