@@ -166,3 +166,18 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
     assert counts == {(classes[i], classes[j]): matrix[i, j] for i in range(12) for j in range(12)}
     assert run.artifact_files == {"three-results": ["results.json", "results.md"],
                                   "three-fusion": ["fusion_average_test.npz", "fusion_svm_test.npz", "svm.pkl"]}
+
+
+def test_fits_that_stop_before_converging_are_reported_once_not_per_fit(caplog):
+    import warnings  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 12)
+    scores = [rng.dirichlet(np.ones(4), len(labels)) for _ in range(2)]  # noise: hard to separate
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level("WARNING", logger="twostream.fusion"):
+            fit_svm_fusion(scores, labels, C_grid=[10, 100], cv_folds=3, max_iter=2, seed=0)
+    assert not [w for w in caught if "converge" in str(w.message)]
+    [record] = [r for r in caplog.records if "did not converge" in r.message]
+    assert "fusion.svm.max_iter=2" in record.message and "in 7 of its fits" in record.message  # 2 C x 3 folds + the refit

@@ -211,3 +211,32 @@ def test_fingerprint_id_ignores_key_order_but_not_values() -> None:
     b = {"bound": 20, "params": {"finest_scale": None, "preset": "fast"}, "estimator": "dis"}
     assert fingerprint_id(a) == fingerprint_id(b)
     assert fingerprint_id(a) != fingerprint_id(a | {"bound": 16})
+
+
+class _Images:
+    """A RunLog that keeps what log_images was given."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.logged: dict[str, list[np.ndarray]] = {}
+
+    def log_images(self, key, images, captions):
+        self.logged[key] = list(images)
+
+
+def test_flow_samples_of_videos_of_different_sizes_are_padded_to_one_size(tmp_path: Path) -> None:
+    from twostream.cache.store import FlowCache  # noqa: PLC0415
+    from twostream.tracking.flowviz import log_flow_samples  # noqa: PLC0415
+
+    cache = FlowCache(tmp_path / "c.zarr", {"bound": 20.0}, writable=True)
+    rng = np.random.default_rng(1)
+    for name, (h, w) in {"small": (6, 8), "large": (10, 14)}.items():
+        frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+        cache.write_video(name, frames, rng.uniform(-3, 3, (2, 2, h, w)).astype(np.float32), source={})
+    run_log = _Images()
+    log_flow_samples(run_log, cache, ["small", "large"], count=2)
+    small, large = run_log.logged["flow_samples"]
+    assert small.shape == large.shape == (10, 28, 3)  # frame | flow side by side, the larger size
+    assert not small[6:].any() and not small[:, 16:].any()  # black padding below and to the right
+    assert small[:6, :8].any()

@@ -1,14 +1,19 @@
 """Late fusion of the streams' per-video softmax scores: averaging and a linear SVM."""
 
+import logging
 import pickle
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import sklearn
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import LinearSVC
+
+log = logging.getLogger(__name__)
 
 
 def average_fusion(stream_scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -66,15 +71,28 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
     """Fit ``LinearSVC(multi_class="crammer_singer")`` on training scores, C by stratified CV.
 
     With fewer samples per class than ``cv_folds`` the folds shrink to what the data allows;
-    with a single-value grid no CV is run.
+    with a single-value grid no CV is run. Fits that stop at ``max_iter`` before converging are
+    reported in one log line (not one warning per fit).
     """
     features = svm_features(stream_scores)
     base = LinearSVC(multi_class="crammer_singer", max_iter=max_iter, random_state=seed)
     folds = min(cv_folds, int(np.bincount(labels).min()))
-    if len(C_grid) == 1 or folds < 2:
-        C = float(C_grid[0])
-        return SvmFusion(base.set_params(C=C).fit(features, labels), C)
-    search = GridSearchCV(base, {"C": list(C_grid)},
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    search.fit(features, labels)
-    return SvmFusion(search.best_estimator_, float(search.best_params_["C"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        if len(C_grid) == 1 or folds < 2:
+            C = float(C_grid[0])
+            fused = SvmFusion(base.set_params(C=C).fit(features, labels), C)
+        else:
+            search = GridSearchCV(base, {"C": list(C_grid)},
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+            search.fit(features, labels)
+            fused = SvmFusion(search.best_estimator_, float(search.best_params_["C"]))
+    unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    if unconverged:
+        log.warning("the fusion SVM did not converge within fusion.svm.max_iter=%d iterations in %d of its fits "
+                    "(C grid %s): its margins are approximate; raise fusion.svm.max_iter if the C it chose (%g) "
+                    "is among them", max_iter, unconverged, list(C_grid), fused.C)
+    for w in caught:  # anything else is passed on as it came
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return fused

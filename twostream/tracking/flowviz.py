@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from twostream.cache.store import FlowCache
-from twostream.tracking import Tracker
+from twostream.runlog import RunLog
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -26,7 +26,7 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def log_flow_samples(tracker: Tracker, cache: FlowCache, video_ids: Sequence[str], count: int) -> None:
+def log_flow_samples(tracker: RunLog, cache: FlowCache, video_ids: Sequence[str], count: int) -> None:
     """Log ``count`` videos' middle frame beside its colour-coded flow (videos spread over the list)."""
     if not tracker.enabled or count <= 0:
         return
@@ -43,4 +43,11 @@ def log_flow_samples(tracker: Tracker, cache: FlowCache, video_ids: Sequence[str
         images.append(np.concatenate([frame, flow_to_rgb(flow)], axis=1))
         captions.append(f"{video_id} frame {middle}: RGB | flow (max "
                         f"{float(np.hypot(flow[0], flow[1]).max()):.1f} px)")
-    tracker.log_images("flow_samples", images, captions)
+    tracker.log_images("flow_samples", padded_to_one_size(images), captions)
+
+
+def padded_to_one_size(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Images of different sizes (videos of different sizes) padded with black at the bottom and
+    right to the largest: W&B shows the images of one key at one size."""
+    height, width = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
+    return [np.pad(i, ((0, height - i.shape[0]), (0, width - i.shape[1]), (0, 0))) for i in images]
