@@ -5,11 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import optuna
 import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import JournalStorage
@@ -20,7 +22,7 @@ from wandb_offline import find_runs, read_offline_run
 
 from twostream.sweep.space import format_value, parse_search_space
 from twostream.sweep.study import PRUNING_ATTR, TrialReporter, trial_reporter
-from twostream.sweep.sweeper import objective_value
+from twostream.sweep.sweeper import OptunaSweeper, objective_value
 
 # The temporal stream alone on the smallest synthetic set, one epoch: a trial takes a few seconds.
 TINY_SWEEP = [
@@ -212,3 +214,37 @@ def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(second_round)
         assert provenance["git"]["commit"] == head.strip()
     samples = extract.summary["flow_samples"]
     assert samples["count"] == 4 and all(" flow (max " in c for c in samples["captions"])
+
+
+class _Launcher:
+    """Hydra's launcher contract without running anything: every job completes with a known objective."""
+
+    def __init__(self) -> None:
+        self.launched: list[list[str]] = []
+
+    def launch(self, jobs, initial_job_idx):
+        self.launched += jobs
+        return [JobReturn(overrides=job, status=JobStatus.COMPLETED, _return_value={"accuracy": {"temporal": 0.5}})
+                for job in jobs]
+
+
+def _sweeper(tmp_path, launcher, n_trials, sampler="auto"):
+    sweeper = OptunaSweeper(study_name="s", storage=str(tmp_path / "s.journal"), direction="maximize",
+                            objective="accuracy.temporal", n_trials=n_trials, parallel_trials=3, sampler=sampler,
+                            pruner=None, pruning=OmegaConf.create({"stream": "temporal", "metric": "val/accuracy"}),
+                            params=OmegaConf.create({"a": "choice(1, 2)", "b": "choice(x, y)"}))
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    sweeper.launcher = launcher
+    sweeper.validate_batch_is_legal = lambda jobs: None  # Hydra's check composes each job's config
+    return sweeper
+
+
+def test_a_finite_space_tries_each_combination_once_and_then_stops(tmp_path):
+    launcher = _Launcher()
+    study = _sweeper(tmp_path, launcher, n_trials=10).sweep([])
+    combos = [(t.params["a"], t.params["b"]) for t in study.trials]
+    assert sorted(combos) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]  # all four, none twice, then stop
+    assert len(launcher.launched) == 4
+    again = _sweeper(tmp_path, _Launcher(), n_trials=2).sweep([])  # a rerun (or another worker) adds none
+    assert len(again.trials) == 4

@@ -12,7 +12,7 @@ Any other value (``key=value``) is fixed for every trial.
 """
 
 import decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -100,3 +100,16 @@ def format_value(value: Choice) -> str:
 def trial_overrides(params: dict[str, Choice]) -> list[str]:
     """``key=value`` overrides that set a trial's sampled parameters."""
     return [f"{key}={format_value(value)}" for key, value in params.items()]
+
+
+def combinations(space: Mapping[str, BaseDistribution]) -> int | None:
+    """How many parameter combinations a space holds; None when it is not finite (a float interval)."""
+    count = 1
+    for dist in space.values():
+        if isinstance(dist, CategoricalDistribution):
+            count *= len(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            count *= (dist.high - dist.low) // dist.step + 1
+        else:
+            return None
+    return count

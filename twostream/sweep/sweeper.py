@@ -9,6 +9,7 @@ may share one study. Configured in ``conf/hydra/sweeper/optuna.yaml``.
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,31 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from twostream.sweep.space import format_value, parse_search_space, trial_overrides
+from twostream.sweep.space import combinations, format_value, parse_search_space, trial_overrides
 from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PRUNED_KEY, PRUNING_ATTR, open_storage
 
 log = logging.getLogger(__name__)
+
+
+class EveryCombinationOnce(optuna.samplers.BruteForceSampler):
+    """Optuna's BruteForceSampler (every combination of a finite space once, in random order, taking
+    the study's finished and running trials into account) for an ask/tell loop: the sweeper stops
+    when the space is used up, so the sampler does not stop the study itself, which Optuna allows
+    only inside ``Study.optimize``."""
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        """Nothing to do after a trial (see the class doc)."""
+
+
+def tried_combinations(study: optuna.Study, space: Mapping[str, Any]) -> set[tuple]:
+    """The parameter combinations of ``space`` that the study's trials ran, run or will run
+    (failed ones may be tried again)."""
+    keep = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return {tuple(t.params.get(k) for k in space) for t in study.get_trials(deepcopy=False, states=keep)
+            if set(space) <= set(t.params)}
 
 
 def objective_value(returned: Any, key: str) -> float:
@@ -48,7 +68,7 @@ class OptunaSweeper(Sweeper):
     """Optuna's ask/tell loop over Hydra jobs; see ``conf/hydra/sweeper/optuna.yaml`` for the settings."""
 
     def __init__(self, *, study_name: str, storage: str, direction: str, objective: str, n_trials: int,
-                 parallel_trials: int, sampler: DictConfig, pruner: DictConfig | None,
+                 parallel_trials: int, sampler: DictConfig | str, pruner: DictConfig | None,
                  pruning: DictConfig, params: DictConfig | None) -> None:
         super().__init__()
         if n_trials < 1 or parallel_trials < 1:
@@ -77,9 +97,9 @@ class OptunaSweeper(Sweeper):
         if not space:
             raise ValueError("the sweep has no search space: give hydra.sweeper.params (or sweep overrides "
                              "such as 'streams.temporal.dropout=choice(0.5,0.9)')")
+        size = combinations(space)
         study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage),
-                                    sampler=instantiate(self.sampler_cfg), direction=self.direction,
-                                    load_if_exists=True)
+                                    sampler=self._sampler(size), direction=self.direction, load_if_exists=True)
         study.set_user_attr(OBJECTIVE_ATTR, self.objective)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +112,14 @@ class OptunaSweeper(Sweeper):
 
         launched = 0
         while launched < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.parallel_trials, self.n_trials - launched))]
+            batch = min(self.parallel_trials, self.n_trials - launched)
+            if size is not None:  # a finite space: never a combination twice
+                batch = min(batch, size - len(tried_combinations(study, space)))
+                if batch <= 0:
+                    log.info("every one of the search space's %d combinations has been tried: the study is "
+                             "complete", size)
+                    break
+            trials = [study.ask(space) for _ in range(batch)]
             jobs = []
             for trial in trials:
                 output_dir = sweep_dir / f"trial_{trial.number}"
@@ -113,6 +140,17 @@ class OptunaSweeper(Sweeper):
             launched += len(trials)
         self._log_best(study)
         return study
+
+    def _sampler(self, size: int | None) -> optuna.samplers.BaseSampler:
+        """``sampler: auto``: each combination once (in random order) for a finite space, else TPE;
+        any other value is a sampler config to instantiate."""
+        if self.sampler_cfg != "auto":
+            return instantiate(self.sampler_cfg)
+        if size is None:
+            return optuna.samplers.TPESampler()
+        with warnings.catch_warnings():  # BruteForceSampler is marked experimental; its contract suffices here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return EveryCombinationOnce()
 
     def _job_overrides(self, trial: optuna.Trial, fixed: Sequence[str], output_dir: Path) -> list[str]:
         """The trial's overrides: fixed ones, its parameters, where it reports and its folder."""
