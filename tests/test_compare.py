@@ -130,3 +130,27 @@ def test_bad_inputs_are_named(tmp_path, runs):
     with pytest.raises(ValueError, match=r"\['first', 'second'\].*--study-name"):
         main(["--study", str(tmp_path / "two.journal"), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_mean_groups_the_seeds_of_each_setting_with_their_interval(tmp_path, capsys):
+    made = {}
+    for L in (5, 10):
+        for seed in range(3):
+            folder = tmp_path / f"L{L}_s{seed}"
+            made[folder] = make_run(folder, L, 0.5, 0.3 + 0.2 * seed + (L == 10), seed=10 * L + seed)
+            config = OmegaConf.load(folder / ".hydra/config.yaml")
+            config.seed = seed
+            OmegaConf.save(config, folder / ".hydra/config.yaml")
+    out = tmp_path / "cmp"
+    main([str(f) for f in made] + ["--mean", "--out", str(out), "--tracking-mode", "disabled"])
+    markdown = (out / "comparison.md").read_text()
+    summary = markdown.split("## Mean over seeds and splits")[1].split("## Per-class")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in summary.splitlines() if line.startswith("| ")]
+    assert rows[0] == ["L", "n", *METHODS]
+    for row, L in zip(rows[1:], (5, 10), strict=True):
+        values = {m: [v["accuracy"][m] for f, v in made.items() if f.name.startswith(f"L{L}_")] for m in METHODS}
+        assert row[:2] == [f"L={L}", "3"]
+        for cell, method in zip(row[2:], METHODS, strict=True):
+            mean, sd = np.mean(values[method]), np.std(values[method], ddof=1)
+            assert cell == f"{mean:.1%} ± {100 * 4.3027 * sd / np.sqrt(3):.1f} (sd {100 * sd:.1f})"
+    assert (out / "accuracy_mean.png").is_file() and "![accuracy_mean](accuracy_mean.png)" in markdown

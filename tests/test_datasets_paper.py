@@ -66,7 +66,7 @@ def make_split_run(folder: Path, split: int, accuracy: dict[str, float]) -> None
                    folder / ".hydra/config.yaml")
 
 
-def test_compare_mean_gives_per_split_rows_and_their_mean(tmp_path, capsys):
+def test_compare_mean_gives_per_split_rows_and_their_mean_with_an_interval(tmp_path, capsys):
     accuracy = {1: {"spatial": 0.5, "temporal": 0.75, "fusion_svm": 1.0},
                 2: {"spatial": 0.25, "temporal": 0.75, "fusion_svm": 0.75},
                 3: {"spatial": 0.75, "temporal": 0.5, "fusion_svm": 1.0}}
@@ -78,8 +78,15 @@ def test_compare_mean_gives_per_split_rows_and_their_mean(tmp_path, capsys):
     rows = [[c.strip() for c in line.strip("|").split("|")]
             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows[0] == ["run", "split", "spatial", "temporal", "fusion_svm"]
-    table = {row[1] or row[0]: row[2:] for row in rows[1:5]}
+    table = {row[1]: row[2:] for row in rows[1:4]}
     for split, values in accuracy.items():
         assert table[str(split)] == [f"{values[m]:.1%}" for m in ("spatial", "temporal", "fusion_svm")]
-    means = [np.mean([accuracy[s][m] for s in accuracy]) for m in ("spatial", "temporal", "fusion_svm")]
-    assert table["mean"] == [f"{v:.1%}" for v in means]
+    assert rows[4] == ["runs", "n", "spatial", "temporal", "fusion_svm"]
+    # mean ± t(0.975, 2 degrees of freedom) = 4.303 x sd / sqrt(3), and the sample sd, in points
+    expected = []
+    for method in ("spatial", "temporal", "fusion_svm"):
+        values = [accuracy[s][method] for s in accuracy]
+        sd = np.std(values, ddof=1)
+        expected.append(f"{np.mean(values):.1%} ± {100 * 4.3027 * sd / np.sqrt(3):.1f} (sd {100 * sd:.1f})")
+    assert rows[5] == ["all", "3", *expected]
+    assert (tmp_path / "table/accuracy_mean.png").is_file()

@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from scipy.stats import t as student_t
 
 from twostream.configs import config_dir
 from twostream.fusion import per_class_accuracy
@@ -170,10 +171,47 @@ def _percent(value: float | None) -> str:
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table; floats (accuracies) are shown as percentages, None as a dash."""
     def cell(v: Any) -> str:
-        return _percent(v) if isinstance(v, float) or v is None else str(v)
+        return _percent(v) if isinstance(v, float) or v is None else str(v)  # (an Interval spells itself)
 
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
             *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
+
+
+# Settings whose runs repeat one experiment: ``--mean`` summarises over them.
+REPLICATE_SETTINGS = ("seed", "dataset.split")
+
+
+@dataclass
+class Interval:
+    """Mean, sample standard deviation and the half-width of the 95 % confidence interval of the
+    mean (Student's t; NaN for a single run) of one method's accuracy over repeated runs."""
+
+    mean: float
+    sd: float
+    half_width: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Interval":
+        n = len(values)
+        if n < 2:
+            return cls(float(np.mean(values)), math.nan, math.nan, n)
+        sd = float(np.std(values, ddof=1))
+        return cls(float(np.mean(values)), sd, float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n), n)
+
+    def __str__(self) -> str:
+        if self.n < 2:
+            return f"{self.mean:.1%} (1 run)"
+        return f"{self.mean:.1%} ± {100 * self.half_width:.1f} (sd {100 * self.sd:.1f})"
+
+
+def summary_groups(runs: Sequence["RunResult"], keys: Sequence[str]) -> dict[tuple, list["RunResult"]]:
+    """Runs grouped by their settings other than :data:`REPLICATE_SETTINGS`, in first-seen order."""
+    groups: dict[tuple, list[RunResult]] = {}
+    for run in runs:
+        setting = tuple(json.dumps(run.settings.get(k), sort_keys=True) for k in keys if k not in REPLICATE_SETTINGS)
+        groups.setdefault(setting, []).append(run)
+    return groups
 
 
 @dataclass
@@ -188,6 +226,9 @@ class Comparison:
     per_class_columns: list[str]
     per_class_rows: list[list[Any]]
     notes: list[str]
+    # with --mean: one row per group of repeated runs (setting, runs, an Interval per method)
+    summary_columns: list[str] = field(default_factory=list)
+    summary_rows: list[list[Any]] = field(default_factory=list)
 
 
 def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[OtherTrial] = (),
@@ -195,8 +236,9 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
                      mean: bool = False) -> Comparison:
     """Tables of accuracy per run and method, and of per-class accuracy for one method.
 
-    ``mean`` adds a last row with each method's mean accuracy over the runs (e.g. the three
-    official splits, as the paper reports them).
+    ``mean`` adds a summary: runs that differ only in :data:`REPLICATE_SETTINGS` (seeds, splits)
+    are repeats of one experiment, and each such group gets its mean, standard deviation and 95 %
+    interval per method (the paper reports the mean over the three splits).
 
     For a study's trials the settings are the searched parameters and ``objective`` (the sweeper's
     dotted key, e.g. ``accuracy.temporal``) names the objective column and the default per-class
@@ -214,10 +256,15 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         first = [run.trial, run.objective] if is_study else [run.path.name]
         rows.append(first + [_setting_text(run.settings.get(k)) for k in keys]
                     + [run.accuracy.get(m) for m in methods])
+    summary_columns, summary_rows = [], []
     if mean:
-        rows.append(["mean", *([""] * (len(head) - 1)),
-                     *(float(np.mean([r.accuracy[m] for r in runs])) if all(m in r.accuracy for r in runs)
-                       else None for m in methods)])
+        varied = [k for k in keys if k not in REPLICATE_SETTINGS]
+        summary_columns = [", ".join(names[k] for k in varied) or "runs", "n", *methods]
+        for group in summary_groups(runs, keys).values():
+            setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
+            summary_rows.append([setting or "all", len(group),
+                                 *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
+                                   else None for m in methods)])
     notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}."]
     if others:
         notes.append("Trials without results: " + "; ".join(
@@ -231,13 +278,19 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
                          "(it needs the runs' scores/<method>_test.npz)")
     labels = [run_label(r, keys, names) for r in runs]
     per_class_rows = [[c, *(float(r.per_class[method][i]) for r in runs)] for i, c in enumerate(runs[0].classes)]
-    return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes)
+    return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes,
+                      summary_columns, summary_rows)
 
 
 def write_markdown(comparison: Comparison, path: Path, plots: Sequence[Path]) -> None:
     """comparison.md: the accuracy table, the per-class table and links to the plots."""
+    summary = [] if not comparison.summary_rows else [
+        f"## Mean over {' and '.join(s.split('.')[-1] + 's' for s in REPLICATE_SETTINGS)}", "",
+        "Each cell: mean test accuracy ± the half-width of its 95 % confidence interval (Student's t), "
+        "and the standard deviation, in percentage points.", "",
+        *markdown_table(comparison.summary_columns, comparison.summary_rows), ""]
     lines = [f"# {comparison.title}", "", *markdown_table(comparison.columns, comparison.rows), "",
-             *comparison.notes, "", f"## Per-class accuracy: {comparison.per_class_method}", "",
+             *comparison.notes, "", *summary, f"## Per-class accuracy: {comparison.per_class_method}", "",
              *markdown_table(comparison.per_class_columns, comparison.per_class_rows), "",
              *(f"![{p.stem}]({p.name})" for p in plots)]
     path.write_text("\n".join(lines) + "\n")
@@ -270,6 +323,10 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
     images[out / "accuracy.png"] = _figure_array(fig)
     fig.savefig(out / "accuracy.png", dpi=100)
     plt.close(fig)
+
+    if comparison.summary_rows:
+        images[out / "accuracy_mean.png"] = _plot_summary(comparison, methods, runs[0].chance,
+                                                          out / "accuracy_mean.png")
 
     table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
     classes = [row[0] for row in comparison.per_class_rows]
@@ -305,6 +362,30 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
     return images
 
 
+def _plot_summary(comparison: Comparison, methods: Sequence[str], chance: float, path: Path) -> np.ndarray:
+    """accuracy_mean.png: each group's mean accuracy per method, with its 95 % interval as error bars."""
+    rows = comparison.summary_rows
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) * max(1, len(methods)) / 2), 4.5))
+    width = 0.8 / len(methods)
+    x = np.arange(len(rows))
+    for i, method in enumerate(methods):
+        cells = [row[2 + i] for row in rows]
+        means = [np.nan if c is None else c.mean for c in cells]
+        errors = [0.0 if c is None or math.isnan(c.half_width) else c.half_width for c in cells]
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=errors, capsize=3, label=method)
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(x, [f"{row[0]}\n(n={row[1]})".replace(", ", "\n") for row in rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy (mean, 95 % interval)")
+    ax.set_title(f"{comparison.title}: mean over repeated runs")
+    ax.legend(fontsize=8, ncols=min(4, len(methods) + 1), loc="upper left")
+    fig.tight_layout()
+    pixels = _figure_array(fig)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return pixels
+
+
 def tracking_config(out: Path, mode: str | None) -> dict[str, Any]:
     """conf/'s ``tracking`` node, writing under ``out`` (and in ``mode``, when given)."""
     overrides = [f"paths.output_dir={out}"] + ([f"tracking.mode={mode}"] if mode else [])
@@ -329,6 +410,9 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
                    ) as tracker:
         tracker.log_table("comparison", comparison.columns, comparison.rows)
         tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
+        if comparison.summary_rows:
+            tracker.log_table("mean", comparison.summary_columns,
+                              [[str(c) if isinstance(c, Interval) else c for c in row] for row in comparison.summary_rows])
         for path, pixels in images.items():  # one key each: W&B shows a list of images at one size
             tracker.log_images(f"plots/{path.stem}", [pixels], [path.name])
         tracker.log_artifact([md_path, *images], name=f"{title}-comparison", type="comparison")
@@ -346,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--per-class", dest="per_class_method", help="method of the per-class table and plot "
                         "(default: the last one every run has, i.e. a fusion)")
     parser.add_argument("--mean", action="store_true",
-                        help="add a row with each method's mean over the runs (e.g. splits 1-3)")
+                        help="add the mean, standard deviation and 95%% interval of each method over runs that "
+                             "differ only in seed or split (e.g. seed=0,1,2 or dataset.split=1,2,3)")
     parser.add_argument("--tracking-mode", choices=("offline", "online", "disabled"),
                         help="W&B mode (default: conf/tracking's)")
     args = parser.parse_args(argv)
