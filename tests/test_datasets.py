@@ -73,10 +73,15 @@ def test_config_uses_split_lists_when_the_folder_has_them(tmp_path):
 
 def test_config_without_lists_makes_the_seeded_split(tmp_path):
     make_files(tmp_path, [f"{c}/{i}.mp4" for c in ("x", "y") for i in range(4)])
-    lists = load_split_lists(folder_dataset_cfg(tmp_path, "dataset.test_fraction=0.5", "dataset.split_seed=2"))
+    options = ("dataset.test_fraction=0.5", "dataset.split_seed=2")
+    lists = load_split_lists(folder_dataset_cfg(tmp_path, *options, "dataset.validation=null"))
     assert lists.classes == ["x", "y"]
-    assert len(lists.train) == len(lists.test) == 4
+    assert len(lists.train) == len(lists.test) == 4 and lists.val == []
     assert lists == split_videos(*scan_folder(tmp_path, EXTENSIONS), test_fraction=0.5, seed=2)
+    # by default a validation split is held out of the training videos: one of each class's two
+    validated = load_split_lists(folder_dataset_cfg(tmp_path, *options))
+    assert validated.test == lists.test and sorted(v.label for v in validated.val) == [0, 1]
+    assert sorted(v.id for v in validated.train + validated.val) == sorted(v.id for v in lists.train)
 
 
 @pytest.mark.parametrize(("layout", "message"), [

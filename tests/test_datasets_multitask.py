@@ -55,7 +55,8 @@ def test_evaluated_dataset_is_head_0_and_the_other_only_trains(tmp_path, evaluat
     assert lists.classes == list(first) and lists.others[0].classes == list(other)
     other_train = lists.others[0].train
     extracted = {v.id for v in videos_to_extract(lists)}
-    assert extracted == {v.id for v in lists.train + lists.test + other_train}
+    assert extracted == {v.id for v in lists.train + lists.val + lists.test + other_train}
+    assert lists.val and not lists.others[0].val  # the evaluated dataset is validated; the other only trains
     assert not extracted & {v.id for v in lists.others[0].test}  # the other's test videos are never read
     videos, tasks = training_videos(lists)
     assert [v.id for v in videos] == [v.id for v in lists.train + other_train]

@@ -125,7 +125,8 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
             _write_scores(out, name, subset, labels, scores, classes)
     cfg = OmegaConf.create({"name": "three", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
                             "paths": {"output_dir": str(out)}, "streams": {s: {} for s in streams["test"][1]},
-                            "fusion": {"svm": {"C_grid": [0.1, 1, 10], "cv_folds": 3, "max_iter": 10000}}})
+                            "fusion": {"svm": {"fit_on": "train", "C_grid": [0.1, 1, 10], "cv_folds": 3,
+                                               "max_iter": 10000}}})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="three", config={}) as tracker:
         results = run_fuse(cfg, SplitLists(classes, [], []), tracker)
@@ -181,3 +182,69 @@ def test_fits_that_stop_before_converging_are_reported_once_not_per_fit(caplog):
     assert not [w for w in caught if "converge" in str(w.message)]
     [record] = [r for r in caplog.records if "did not converge" in r.message]
     assert "fusion.svm.max_iter=2" in record.message and "in 7 of its fits" in record.message  # 2 C x 3 folds + the refit
+
+
+def noisy_scores(rng, n_per_class):
+    """Complementary streams blurred by noise, so that the SVM's C matters."""
+    labels, spatial, temporal = complementary_scores(rng, n_per_class=n_per_class)
+    return labels, [softmax(np.log(s) + rng.normal(0, 2.0, s.shape)).astype(np.float32) for s in (spatial, temporal)]
+
+
+def test_with_held_out_scores_C_is_the_grid_value_most_accurate_on_them():
+    rng = np.random.default_rng(6)
+    (labels, train), (val_labels, val) = noisy_scores(rng, 8), noisy_scores(rng, 6)
+    grid = [0.01, 0.1, 1, 10, 100]
+    features = np.hstack([normalize(s) for s in train])
+    val_features = np.hstack([normalize(s) for s in val])
+    held_out_accuracy = [float((LinearSVC(multi_class="crammer_singer", C=C, max_iter=10000, random_state=0)
+                                .fit(features, labels).predict(val_features) == val_labels).mean()) for C in grid]
+    best = int(np.argmax(held_out_accuracy))
+    fused = fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, held_out=(val, val_labels))
+    chosen = fused.C
+    assert chosen == grid[best], dict(zip(grid, held_out_accuracy, strict=True))
+    assert fused.selection_accuracy == pytest.approx(held_out_accuracy[best])
+    assert fused.C != fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0).C  # CV differs
+
+
+def _fuse(tmp_path, subsets: dict, fit_on: str) -> dict:
+    """run_fuse on score files written from ``subsets`` (subset -> (labels, [spatial, temporal]))."""
+    classes = [f"class{k:02d}" for k in range(12)]
+    out = tmp_path / f"out_{fit_on}_{len(list(tmp_path.iterdir()))}"
+    for subset, (labels, per_stream) in subsets.items():
+        for stream, scores in zip(("spatial", "temporal"), per_stream, strict=True):
+            _write_scores(out, stream, subset, labels, scores, classes)
+    cfg = OmegaConf.create({"name": "val", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
+                            "paths": {"output_dir": str(out)}, "streams": {"spatial": {}, "temporal": {}},
+                            "fusion": {"svm": {"fit_on": fit_on, "C_grid": [0.01, 0.1, 1, 10, 100], "cv_folds": 3,
+                                               "max_iter": 10000}}})
+    val = [None] * len(subsets.get("val", ((), ()))[0])  # only its being non-empty matters to the stage
+    tracking = {"mode": "disabled", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
+    with start_run(tracking, stage="fuse", group="val", config={}) as tracker:
+        return run_fuse(cfg, SplitLists(classes, [], [], val), tracker)
+
+
+@pytest.mark.parametrize("fit_on", ["train", "val"])
+def test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report(tmp_path, fit_on):
+    rng = np.random.default_rng(7)
+    subsets = {"train": noisy_scores(rng, 8), "val": noisy_scores(rng, 6), "test": noisy_scores(rng, 6)}
+    results = _fuse(tmp_path, subsets, fit_on)
+    (fit_labels, fitted), (val_labels, val) = subsets[fit_on], subsets["val"]
+    if fit_on == "train":
+        expected = fit_svm_fusion(fitted, fit_labels, C_grid=[0.01, 0.1, 1, 10, 100], cv_folds=3, max_iter=10000,
+                                  seed=0, held_out=(val, val_labels))
+    else:  # cross-validated among the validation videos, fitted on all of them
+        expected = fit_svm_fusion(val, val_labels, C_grid=[0.01, 0.1, 1, 10, 100], cv_folds=3, max_iter=10000,
+                                  seed=0)
+    assert results["svm_C"] == expected.C and results["svm_fit_on"] == fit_on
+    assert results["val_accuracy"]["fusion_svm"] == pytest.approx(expected.selection_accuracy)
+    assert results["val_accuracy"]["spatial"] == pytest.approx(float((val[0].argmax(1) == val_labels).mean()))
+    assert results["val_accuracy"]["fusion_average"] == pytest.approx(
+        float((average_fusion(val).argmax(1) == val_labels).mean()))
+    test_labels, test = subsets["test"]
+    assert results["accuracy"]["fusion_svm"] == pytest.approx(
+        float((expected.decision(test).argmax(1) == test_labels).mean()))
+    # every test label wrong: the same choices and validation numbers, only the test accuracies move
+    wrong = {**subsets, "test": ((test_labels + 1) % 12, test)}
+    again = _fuse(tmp_path, wrong, fit_on)
+    assert again["svm_C"] == results["svm_C"] and again["val_accuracy"] == results["val_accuracy"]
+    assert again["accuracy"] != results["accuracy"]

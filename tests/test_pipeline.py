@@ -184,6 +184,6 @@ def test_videos_too_short_for_the_flow_stack_are_left_out_once_and_the_run_goes_
     listed = (tmp_path / "outputs/short/left_out_videos.txt").read_text()
     assert listed == "Jump/c: 4 frames, fewer than the 6 a flow stack of this run needs\n"
     for stream in ("spatial", "temporal"):
-        ids = [str(v) for s in ("train", "test")
+        ids = [str(v) for s in ("train", "val", "test")
                for v in np.load(tmp_path / f"outputs/short/scores/{stream}_{s}.npz")["video_ids"]]
         assert sorted(ids) == sorted(set(lengths) - {"Jump/c"})

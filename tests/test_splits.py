@@ -106,7 +106,12 @@ def test_hmdb_counts(hmdb: dict[int, SplitLists], split: int) -> None:
     assert (len(lists.train), len(lists.test)) == (3570, 1530)
     assert Counter(v.label for v in lists.train) == dict.fromkeys(range(51), 70)
     assert Counter(v.label for v in lists.test) == dict.fromkeys(range(51), 30)
-    assert all(v.group is None for v in lists.train + lists.test)
+    # the group is the clip's source movie, and the official split keeps each movie on one side
+    assert all(v.group and v.id.split("/")[1].startswith(v.group + "_") for v in lists.train + lists.test)
+    for label in range(51):
+        assert ({v.group for v in lists.train if v.label == label}
+                .isdisjoint({v.group for v in lists.test if v.label == label})), lists.classes[label]
+    assert len({v.group for v in lists.train}) > 500  # many movies, not one group per class
 
 
 @pytest.mark.parametrize("split", [1, 2, 3])

@@ -69,12 +69,12 @@ def test_sampled_values_parse_back_as_themselves(value):
 
 
 def test_objective_is_read_from_the_returned_results():
-    results = {"accuracy": {"temporal": 0.25, "fusion_svm": 0.5}}
-    assert objective_value(results, "accuracy.temporal") == 0.25
+    results = {"val_accuracy": {"temporal": 0.25, "fusion_svm": 0.5}}
+    assert objective_value(results, "val_accuracy.temporal") == 0.25
     with pytest.raises(KeyError, match="'spatial'.*temporal, fusion_svm"):
-        objective_value(results, "accuracy.spatial")
+        objective_value(results, "val_accuracy.spatial")
     with pytest.raises(ValueError, match="fuse stage"):
-        objective_value(None, "accuracy.temporal")
+        objective_value(None, "val_accuracy.temporal")
 
 
 def _study_with_one_finished_trial(tmp_path, pruner):
@@ -146,9 +146,9 @@ def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
         folder = cwd / "multirun/tiny_sweep" / f"trial_{trial.number}"
         assert trial.user_attrs["output_dir"] == str(folder)
         assert set(trial.params) == SEARCHED
-        # The objective is the trial's own temporal accuracy ...
+        # The objective is the trial's own temporal accuracy on the validation videos ...
         results = json.loads((folder / "results.json").read_text())
-        assert trial.value == results["accuracy"]["temporal"]
+        assert trial.value == results["val_accuracy"]["temporal"]
         # ... and the trial ran with the parameters the study proposed, on the temporal stream alone.
         config = OmegaConf.load(folder / ".hydra/config.yaml")
         assert list(config.streams) == ["temporal"]
@@ -188,7 +188,7 @@ def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, secon
     [completed] = [t for t in trials[3:] if t is not pruned]
     assert completed.state == TrialState.COMPLETE and pruned.state == TrialState.PRUNED
     results = json.loads((cwd / f"multirun/tiny_sweep/trial_{completed.number}/results.json").read_text())
-    assert completed.value == results["accuracy"]["temporal"]
+    assert completed.value == results["val_accuracy"]["temporal"]
 
 
 def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
@@ -224,17 +224,19 @@ class _Launcher:
 
     def launch(self, jobs, initial_job_idx):
         self.launched += jobs
-        return [JobReturn(overrides=job, status=JobStatus.COMPLETED, _return_value={"accuracy": {"temporal": 0.5}})
+        return [JobReturn(overrides=job, status=JobStatus.COMPLETED,
+                          _return_value={"val_accuracy": {"temporal": 0.5}})
                 for job in jobs]
 
 
 def _sweeper(tmp_path, launcher, n_trials, sampler="auto"):
     sweeper = OptunaSweeper(study_name="s", storage=str(tmp_path / "s.journal"), direction="maximize",
-                            objective="accuracy.temporal", n_trials=n_trials, parallel_trials=3, sampler=sampler,
+                            objective="val_accuracy.temporal", n_trials=n_trials, parallel_trials=3, sampler=sampler,
                             pruner=None, pruning=OmegaConf.create({"stream": "temporal", "metric": "val/accuracy"}),
                             params=OmegaConf.create({"a": "choice(1, 2)", "b": "choice(x, y)"}))
     sweeper.hydra_context = SimpleNamespace(config_loader=None)
-    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}},
+                                       "dataset": {"validation": {"fraction": 0.2, "seed": 0}}})
     sweeper.launcher = launcher
     sweeper.validate_batch_is_legal = lambda jobs: None  # Hydra's check composes each job's config
     return sweeper

@@ -39,6 +39,7 @@ INPUTS = ("rgb", "flow")
 ARCHS = ("cnn_m_2048", *TORCHVISION_ARCHS)
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 TEST_CROPS = (1, 10)
+SVM_FIT_ON = ("train", "val")
 CODEC_LEVELS = {"jpeg": (1, 100), "zstd": (1, 22)}
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -147,6 +148,9 @@ def check_config(cfg: DictConfig) -> None:
     grid = svm.get("C_grid")
     problems.need(isinstance(grid, list) and bool(grid) and all(_is_number(c) and c > 0 for c in grid),
                   "fusion.svm.C_grid", grid, "a non-empty list of numbers > 0")
+    if problems.choice(svm, "fit_on", "fusion.svm.", SVM_FIT_ON) and svm["fit_on"] == "val":
+        problems.need(cfg.dataset.get("validation") is not None, "fusion.svm.fit_on", "val",
+                      "needs a validation split: set dataset.validation (or fusion.svm.fit_on=train)")
     problems.integer(svm, "cv_folds", "fusion.svm.", low=2)
     problems.integer(svm, "max_iter", "fusion.svm.", low=1)
     problems.choice(cfg.tracking, "mode", "tracking.", MODES)
@@ -161,6 +165,11 @@ def _check_dataset(problems: _Problems, dataset: DictConfig, prefix: str) -> Non
         if OmegaConf.is_missing(dataset, key):  # a missing value is not "in" a DictConfig
             problems.add(prefix + key, "???", "not set: give the dataset's folder, e.g. "
                          f"{prefix}{key}=/data/{dataset.get('name', 'videos')}")
+    validation = dataset.get("validation")
+    if validation is not None:
+        problems.number(validation, "fraction", prefix + "validation.", lambda v: 0 < v < 1,
+                        "between 0 and 1 (exclusive), or dataset.validation=null for no validation split")
+        problems.integer(validation, "seed", prefix + "validation.", low=0)
     if dataset.format == "multitask":
         tasks = dataset.get("tasks") or {}
         if problems.need(bool(tasks), prefix + "tasks", None, "at least one dataset"):

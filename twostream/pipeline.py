@@ -56,8 +56,9 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     lists = load_split_lists(cfg.dataset, listing_dir=output_dir)
     if dist_info.is_main:
         barrier(dist_info)
-    log.info("%s: %s split %d, %d classes, %d train / %d test videos", cfg.name, cfg.dataset.name,
-             cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.test))
+    log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos", cfg.name,
+             cfg.dataset.name, cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.val),
+             len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})

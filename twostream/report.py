@@ -6,13 +6,24 @@ from typing import Any
 
 
 def format_markdown(results: dict[str, Any]) -> str:
-    """A Markdown table of ``results["accuracy"]`` plus chance."""
+    """A Markdown table of ``results["accuracy"]`` (test) plus chance, with the validation accuracy
+    beside it when the run has a validation split."""
+    val = results.get("val_accuracy") or {}
     lines = [f"# {results['experiment']}: {results['dataset']} split {results['split']} "
-             f"({results['num_test_videos']} test videos, {results['num_classes']} classes)", "",
-             "| method | accuracy |", "|---|---|"]
-    lines += [f"| {name} | {acc:.1%} |" for name, acc in results["accuracy"].items()]
-    lines.append(f"| chance | {results['chance']:.1%} |")
+             f"({results['num_test_videos']} test videos, {results['num_classes']} classes)", ""]
+    if val:
+        lines += ["| method | validation | test |", "|---|---|---|"]
+        lines += [f"| {name} | {_percent(val.get(name))} | {acc:.1%} |" for name, acc in results["accuracy"].items()]
+        lines.append(f"| chance | {results['chance']:.1%} | {results['chance']:.1%} |")
+    else:
+        lines += ["| method | accuracy |", "|---|---|"]
+        lines += [f"| {name} | {acc:.1%} |" for name, acc in results["accuracy"].items()]
+        lines.append(f"| chance | {results['chance']:.1%} |")
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def format_per_class(results: dict[str, Any]) -> str:
@@ -21,7 +32,7 @@ def format_per_class(results: dict[str, Any]) -> str:
     lines = ["## Per-class accuracy", "", "| class | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for i, name in enumerate(results["classes"]):
         cells = [results["per_class_accuracy"][m][i] for m in methods]
-        lines.append(f"| {name} | " + " | ".join("–" if c is None else f"{c:.1%}" for c in cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_percent(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

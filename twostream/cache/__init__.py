@@ -59,8 +59,9 @@ def usable_lists(lists: SplitLists, cache: FlowCache, min_frames: int) -> tuple[
     def keep(task: SplitLists, with_test: bool) -> SplitLists:
         # Another task of a multi-task run only trains: its test videos are neither extracted nor used.
         kept = dataclasses.replace(task, train=[v for v in task.train if usable(v)],
+                                   val=[v for v in task.val if usable(v)],
                                    test=[v for v in task.test if usable(v)] if with_test else [])
-        for what in ("train", "test") if with_test else ("train",):
+        for what in ("train", "val", "test") if with_test else ("train",):
             if getattr(task, what) and not getattr(kept, what):
                 raise StageError(f"none of the {len(getattr(task, what))} {what} videos can be used (first: "
                                  f"{getattr(task, what)[0].id}: {left_out[getattr(task, what)[0].id]}); "

@@ -7,6 +7,7 @@ from typing import Any
 from twostream.data.folder import scan_folder, split_videos
 from twostream.data.splits import SplitLists, Video, missing_videos, parse_hmdb51, parse_ucf101
 from twostream.data.synthetic import generate_synthetic
+from twostream.data.validation import hold_out_validation
 from twostream.errors import DataError, MissingDataError, shortened
 
 PARSERS = {"ucf101": parse_ucf101, "hmdb51": parse_hmdb51}
@@ -35,8 +36,9 @@ def training_videos(lists: SplitLists) -> tuple[list[Video], list[int]]:
     return [v for videos in per_task for v in videos], [i for i, videos in enumerate(per_task) for _ in videos]
 
 def videos_to_extract(lists: SplitLists) -> list[Video]:
-    """Every video a run reads: the evaluated dataset's train and test videos, the others' train videos."""
-    return lists.train + lists.test + [v for task in task_lists(lists)[1:] for v in task.train]
+    """Every video a run reads: the evaluated dataset's train, validation and test videos, the others'
+    train videos."""
+    return lists.train + lists.val + lists.test + [v for task in task_lists(lists)[1:] for v in task.train]
 
 
 def _folder_lists(dataset_cfg: Any) -> SplitLists:
@@ -54,19 +56,28 @@ def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLis
     if dataset_cfg.evaluate not in tasks:
         raise DataError(f"dataset.evaluate={dataset_cfg.evaluate!r} is not one of dataset.tasks: {', '.join(tasks)}")
     names = [dataset_cfg.evaluate, *(n for n in tasks if n != dataset_cfg.evaluate)]
-    first, *others = (load_split_lists(tasks[n], listing_dir) for n in names)
+    first, *others = (_official_lists(tasks[n], listing_dir) for n in names)
     ids = [v.id for task in (first, *others) for v in task.train + task.test]
     if len(set(ids)) != len(ids):
         raise DataError(f"the datasets {', '.join(names)} share video ids; they would share cache entries")
-    return MultiTaskLists(first.classes, first.train, first.test, tuple(others))
+    return MultiTaskLists(first.classes, first.train, first.test, others=tuple(others))
 
 
 def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> SplitLists:
-    """The train/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first.
+    """The train/validation/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first.
 
+    With ``dataset_cfg.validation`` (``fraction``, ``seed``), that fraction of each class's training
+    groups becomes the validation split (:mod:`twostream.data.validation`); without it ``val`` is empty.
     Raises MissingDataError naming the first listed videos that are not on disk (and, with
     ``listing_dir``, writing all of them to ``missing_videos_<dataset>.txt`` there).
     """
+    lists = _official_lists(dataset_cfg, listing_dir)
+    validation = dataset_cfg.get("validation")
+    return lists if validation is None else hold_out_validation(lists, validation.fraction, validation.seed)
+
+
+def _official_lists(dataset_cfg: Any, listing_dir: Path | None) -> SplitLists:
+    """The dataset's train/test lists as its split files (or the folder's seeded split) give them."""
     if dataset_cfg.format == "multitask":
         return _multitask_lists(dataset_cfg, listing_dir)
     if dataset_cfg.get("generator") is not None:

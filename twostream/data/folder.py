@@ -12,11 +12,11 @@ actors and scene, so splitting them would leak test data); any other clip is a g
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from twostream.data.splits import _UCF_GROUP, SplitLists, Video
+from twostream.data.validation import hold_out_groups
 from twostream.errors import DataError, MissingDataError
 
 
@@ -66,14 +66,5 @@ def split_videos(classes: Sequence[str], videos: Sequence[Video], test_fraction:
     """
     if not 0 < test_fraction < 1:
         raise DataError(f"dataset.test_fraction must be between 0 and 1, got {test_fraction}")
-    train: list[Video] = []
-    test: list[Video] = []
-    for label, name in enumerate(classes):
-        mine = [v for v in videos if v.label == label]
-        groups = sorted({v.group or v.id for v in mine})
-        random.Random(f"{seed}/{name}").shuffle(groups)
-        n_test = min(max(round(test_fraction * len(groups)), 1), len(groups) - 1)
-        test_groups = set(groups[:n_test])
-        for video in mine:
-            (test if (video.group or video.id) in test_groups else train).append(video)
+    train, test = hold_out_groups(classes, videos, test_fraction, seed)
     return SplitLists(classes=list(classes), train=train, test=test)

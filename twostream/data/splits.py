@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from twostream.errors import DataError, MissingDataError
@@ -23,6 +23,10 @@ SPLITS = (1, 2, 3)
 _UCF_GROUP = re.compile(r"_(g\d+)_c\d+$")
 _HMDB_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>\d+)\.txt$")
 _HMDB_TRAIN, _HMDB_TEST, _HMDB_UNUSED = "1", "2", "0"
+# HMDB-51 clip names are "<source movie>_<class>_<body>_<camera>_<people>_<view>_<quality>_<n>"
+# (e.g. "April_09_brush_hair_u_nm_np1_ba_goo_0"); the official splits never put clips of one source
+# movie on both sides (checked on all 3 splits), so the source movie is the clip's group.
+_HMDB_META = r"_[a-z]+_[a-z]+_np\d+_[a-z]+_[a-z]+_\d+$"
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,9 @@ class Video:
 
     ``id`` is the path relative to the video root without extension, '/' separated
     (e.g. "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"); ``path`` is video_root / the listed relative path
-    (with extension); ``label`` is the 0-based class index; ``group`` is the UCF-101 "gXX" part of the
-    file name (None for HMDB-51, and for names without a "_gXX_cYY" suffix).
+    (with extension); ``label`` is the 0-based class index; ``group`` names the clips that share
+    actors and scene, which must stay on one side of any split: the UCF-101 "gXX" part of the file
+    name, the source movie of an HMDB-51 clip, None when the name says nothing (each clip alone).
     """
 
     id: str
@@ -43,11 +48,17 @@ class Video:
 
 @dataclass(frozen=True)
 class SplitLists:
-    """Classes (index = label) and the train and test videos of one split."""
+    """Classes (index = label) and the train and test videos of one split.
+
+    ``val`` is the validation part held out of the official training videos
+    (:func:`twostream.data.validation.hold_out_validation`): every choice made by looking at results
+    is made on it, never on ``test``. Empty when the run has no validation split.
+    """
 
     classes: list[str]
     train: list[Video]
     test: list[Video]
+    val: list[Video] = field(default_factory=list)
 
 
 def _check_split(split: int) -> None:
@@ -84,7 +95,7 @@ def _video(video_root: Path, rel: str, label: int, group: str | None) -> Video:
 def _split_lists(classes: list[str], train: list[Video], test: list[Video]) -> SplitLists:
     """Build the result, refusing a video listed twice: in both train and test it would leak test data."""
     seen: set[str] = set()
-    for video in train + test:
+    for video in train + test:  # (val is carved from train later, so it cannot repeat either)
         if video.id in seen:
             raise DataError(f"video {video.id!r} is listed more than once in this split")
         seen.add(video.id)
@@ -163,11 +174,18 @@ def _hmdb_classes(splits_dir: Path) -> list[str]:
     return sorted(names)
 
 
+def hmdb_source(clip: str, class_name: str) -> str | None:
+    """The source movie of an HMDB-51 clip name (without extension); None if the name does not follow
+    the dataset's naming scheme."""
+    match = re.match(rf"^(?P<source>.+)_{re.escape(class_name)}{_HMDB_META}", clip)
+    return match["source"] if match else None
+
+
 def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> SplitLists:
     """Parse the HMDB-51 ``<class>_test_split<N>.txt`` files of one split.
 
     Label = index of the class in the sorted class names; id 1 = train, 2 = test, 0 = unused (left out).
-    Video path = video_root/<class>/<video>.avi. Raises DataError for a split outside 1..3 or a bad
+    Video path = video_root/<class>/<video>.avi; group = the clip's source movie (:func:`hmdb_source`). Raises DataError for a split outside 1..3 or a bad
     line (message names file and line), MissingDataError naming the path of a class's missing file.
     """
     _check_split(split)
@@ -186,11 +204,11 @@ def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> 
                 raise DataError(f"{where}: id must be 0 (unused), 1 (train) or 2 (test), got {use!r}")
             if use != _HMDB_UNUSED:
                 (train if use == _HMDB_TRAIN else test).append(
-                    _video(video_root, f"{name}/{clip}", label, None)
+                    _video(video_root, f"{name}/{clip}", label, hmdb_source(PurePosixPath(clip).stem, name))
                 )
     return _split_lists(classes, train, test)
 
 
 def missing_videos(lists: SplitLists) -> list[Path]:
-    """Every listed video (train, then test, in list order) that is not a file on disk."""
-    return [video.path for video in lists.train + lists.test if not video.path.is_file()]
+    """Every listed video (train, validation, then test, in list order) that is not a file on disk."""
+    return [video.path for video in lists.train + lists.val + lists.test if not video.path.is_file()]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import LinearSVC
@@ -41,6 +42,7 @@ class SvmFusion:
 
     svm: LinearSVC
     C: float
+    selection_accuracy: float | None = None  # the accuracy C was chosen by (held-out or cross-validated)
 
     def decision(self, stream_scores: Sequence[np.ndarray]) -> np.ndarray:
         """(N, C) class scores of the fused model."""
@@ -55,7 +57,8 @@ class SvmFusion:
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
-            pickle.dump({"svm": self.svm, "C": self.C, "streams": list(streams),
+            pickle.dump({"svm": self.svm, "C": self.C, "selection_accuracy": self.selection_accuracy,
+                         "streams": list(streams),
                          "sklearn_version": sklearn.__version__}, f)
 
     @classmethod
@@ -63,30 +66,41 @@ class SvmFusion:
         """A model written by :meth:`save`, and its stream order."""
         with path.open("rb") as f:
             state = pickle.load(f)
-        return cls(state["svm"], state["C"]), state["streams"]
+        return cls(state["svm"], state["C"], state.get("selection_accuracy")), state["streams"]
 
 
 def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C_grid: Sequence[float],
-                   cv_folds: int, max_iter: int, seed: int) -> SvmFusion:
-    """Fit ``LinearSVC(multi_class="crammer_singer")`` on training scores, C by stratified CV.
+                   cv_folds: int, max_iter: int, seed: int,
+                   held_out: tuple[Sequence[np.ndarray], np.ndarray] | None = None) -> SvmFusion:
+    """Fit ``LinearSVC(multi_class="crammer_singer")`` on ``stream_scores``, choosing C from ``C_grid``.
 
-    With fewer samples per class than ``cv_folds`` the folds shrink to what the data allows;
-    with a single-value grid no CV is run. Fits that stop at ``max_iter`` before converging are
-    reported in one log line (not one warning per fit).
+    With ``held_out`` (other videos' stream scores and labels, e.g. the validation split), each C is
+    fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept (the smallest on a
+    tie); otherwise C is chosen by stratified cross-validation on ``stream_scores`` (with fewer
+    samples per class than ``cv_folds`` the folds shrink to what the data allows; a single-value
+    grid runs no CV). ``selection_accuracy`` is the accuracy that chose C: on ``held_out``, or the
+    mean over the CV folds. Fits that stop at ``max_iter`` before converging are reported in one
+    log line (not one warning per fit).
     """
     features = svm_features(stream_scores)
     base = LinearSVC(multi_class="crammer_singer", max_iter=max_iter, random_state=seed)
     folds = min(cv_folds, int(np.bincount(labels).min()))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        if len(C_grid) == 1 or folds < 2:
+        if held_out is not None:
+            held_features, held_labels = svm_features(held_out[0]), held_out[1]
+            fits = [clone(base).set_params(C=float(C)).fit(features, labels) for C in C_grid]
+            accuracies = [float((fit.predict(held_features) == held_labels).mean()) for fit in fits]
+            best = int(np.argmax(accuracies))  # the first, i.e. the grid's earliest C, on a tie
+            fused = SvmFusion(fits[best], float(C_grid[best]), accuracies[best])
+        elif len(C_grid) == 1 or folds < 2:
             C = float(C_grid[0])
             fused = SvmFusion(base.set_params(C=C).fit(features, labels), C)
         else:
             search = GridSearchCV(base, {"C": list(C_grid)},
                                   cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
             search.fit(features, labels)
-            fused = SvmFusion(search.best_estimator_, float(search.best_params_["C"]))
+            fused = SvmFusion(search.best_estimator_, float(search.best_params_["C"]), float(search.best_score_))
     unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     if unconverged:
         log.warning("the fusion SVM did not converge within fusion.svm.max_iter=%d iterations in %d of its fits "

@@ -26,38 +26,58 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
 
     Any number of streams (``cfg.streams``) is fused; their score files must list the same videos.
     A single stream has nothing to fuse: its results are written without fusion methods.
+
+    The SVM is fitted on ``fusion.svm.fit_on``'s scores (``train``: C chosen on the validation
+    videos, or by cross-validation on the training videos without a validation split; ``val``: C
+    by cross-validation on the validation videos). ``val_accuracy`` holds what choices are made
+    on; the test labels are read for ``accuracy`` alone.
     """
     streams = list(cfg.streams)
     output_dir = Path(cfg.paths.output_dir)
-    train = [Scores.load(scores_path(output_dir, s, "train")) for s in streams]
-    test = [Scores.load(scores_path(output_dir, s, "test")) for s in streams]
-    for subset in (train, test):
+    subsets = ("train", "val", "test") if lists.val else ("train", "test")
+    loaded = {subset: [Scores.load(scores_path(output_dir, s, subset)) for s in streams] for subset in subsets}
+    for subset in loaded.values():
         if any(list(sc.video_ids) != list(subset[0].video_ids) for sc in subset[1:]):
             raise StageError("the streams' score files list different videos; rerun stage=test for all streams")
-    labels, classes = test[0].labels, [str(c) for c in test[0].classes]
+    test = loaded["test"][0]
+    classes = [str(c) for c in test.classes]
 
     methods = FUSION_METHODS if len(streams) > 1 else ()
-    method_scores = {s: sc.scores for s, sc in zip(streams, test, strict=True)}
     svm = None
     if methods:
-        svm = fit_svm_fusion([sc.scores for sc in train], train[0].labels, C_grid=list(cfg.fusion.svm.C_grid),
-                             cv_folds=cfg.fusion.svm.cv_folds, max_iter=cfg.fusion.svm.max_iter, seed=cfg.seed)
+        fit_on = loaded[cfg.fusion.svm.fit_on]
+        held_out = ([sc.scores for sc in loaded["val"]], loaded["val"][0].labels) \
+            if cfg.fusion.svm.fit_on == "train" and "val" in loaded else None
+        svm = fit_svm_fusion([sc.scores for sc in fit_on], fit_on[0].labels, C_grid=list(cfg.fusion.svm.C_grid),
+                             cv_folds=cfg.fusion.svm.cv_folds, max_iter=cfg.fusion.svm.max_iter, seed=cfg.seed,
+                             held_out=held_out)
         svm.save(svm_model_path(output_dir), streams)
-        method_scores["fusion_average"] = average_fusion([sc.scores for sc in test])
-        method_scores["fusion_svm"] = svm.decision([sc.scores for sc in test])
-    fused = {m: Scores(test[0].video_ids, labels, method_scores[m].astype(np.float32), test[0].classes)
-             for m in methods}
+
+    def method_scores(subset: str) -> dict[str, np.ndarray]:
+        per_stream = [sc.scores for sc in loaded[subset]]
+        fused = {} if svm is None else {"fusion_average": average_fusion(per_stream),
+                                        "fusion_svm": svm.decision(per_stream)}
+        return dict(zip(streams, per_stream, strict=True)) | fused
+
+    test_scores = method_scores("test")
     fused_files = [scores_path(output_dir, m, "test") for m in methods]
     for method, path in zip(methods, fused_files, strict=True):
-        fused[method].save(path)
+        Scores(test.video_ids, test.labels, test_scores[method].astype(np.float32), test.classes).save(path)
 
-    accuracy = {s: sc.accuracy for s, sc in zip(streams, test, strict=True)} | {m: fused[m].accuracy
-                                                                               for m in methods}
-    per_class = {m: per_class_accuracy(s, labels, len(classes)) for m, s in method_scores.items()}
+    accuracy = {m: float((s.argmax(1) == test.labels).mean()) for m, s in test_scores.items()}
+    val_accuracy = {}
+    if "val" in loaded:
+        val_labels = loaded["val"][0].labels
+        val_accuracy = {m: float((s.argmax(1) == val_labels).mean()) for m, s in method_scores("val").items()}
+        if svm is not None:  # never the SVM judged on videos it was fitted on: the accuracy that chose its C
+            val_accuracy["fusion_svm"] = svm.selection_accuracy
+    per_class = {m: per_class_accuracy(s, test.labels, len(classes)) for m, s in test_scores.items()}
     results = {"experiment": cfg.name, "dataset": cfg.dataset.name, "split": cfg.dataset.split,
-               "num_classes": len(lists.classes), "num_test_videos": len(labels),
-               "chance": 1.0 / len(lists.classes), "svm_C": None if svm is None else svm.C, "accuracy": accuracy,
-               "classes": classes,
+               "num_classes": len(lists.classes), "num_test_videos": len(test.labels),
+               "num_val_videos": len(loaded["val"][0].labels) if "val" in loaded else 0,
+               "chance": 1.0 / len(lists.classes), "svm_C": None if svm is None else svm.C,
+               "svm_fit_on": None if svm is None else cfg.fusion.svm.fit_on,
+               "accuracy": accuracy, "val_accuracy": val_accuracy, "classes": classes,
                # JSON has no NaN: a class without test videos is null.
                "per_class_accuracy": {m: [None if np.isnan(a) else float(a) for a in acc]
                                       for m, acc in per_class.items()}}
@@ -65,13 +85,14 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     print(format_markdown(results))
 
     run_log.set_summary({f"accuracy/{k}": v for k, v in accuracy.items()}
+                        | {f"val_accuracy/{k}": v for k, v in val_accuracy.items()}
                         | {"chance": results["chance"], "svm_C": results["svm_C"]})
     run_log.log_table("results", ["method", "accuracy"], [[k, v] for k, v in accuracy.items()])
-    run_log.log_table("per_class_accuracy", ["class", *method_scores],
-                      [[c, *(results["per_class_accuracy"][m][i] for m in method_scores)]
+    run_log.log_table("per_class_accuracy", ["class", *test_scores],
+                      [[c, *(results["per_class_accuracy"][m][i] for m in test_scores)]
                        for i, c in enumerate(classes)])
-    for method, scores in method_scores.items():
-        run_log.log_confusion_matrix(f"confusion/{method}", labels, scores.argmax(1), classes)
+    for method, scores in test_scores.items():
+        run_log.log_confusion_matrix(f"confusion/{method}", test.labels, scores.argmax(1), classes)
     run_log.log_artifact([json_path, md_path], name=f"{cfg.name}-results", type="results")
     if methods:
         run_log.log_artifact([svm_model_path(output_dir), *fused_files], name=f"{cfg.name}-fusion", type="fusion")

@@ -24,10 +24,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from twostream.errors import ConfigError
 from twostream.sweep.space import combinations, format_value, parse_search_space, trial_overrides
 from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, PRUNED_KEY, PRUNING_ATTR, open_storage
 
 log = logging.getLogger(__name__)
+
+VALIDATION_KEY = "val_accuracy."  # results.json's validation accuracies, by method
 
 
 class EveryCombinationOnce(optuna.samplers.BruteForceSampler):
@@ -69,16 +72,23 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, *, study_name: str, storage: str, direction: str, objective: str, n_trials: int,
                  parallel_trials: int, sampler: DictConfig | str, pruner: DictConfig | None,
-                 pruning: DictConfig, params: DictConfig | None) -> None:
+                 pruning: DictConfig, params: DictConfig | None, seed: int | None = None) -> None:
         super().__init__()
         if n_trials < 1 or parallel_trials < 1:
             raise ValueError(f"hydra.sweeper.n_trials ({n_trials}) and parallel_trials ({parallel_trials}) "
                              "must be at least 1")
+        if not objective.startswith(VALIDATION_KEY):
+            raise ConfigError(f"hydra.sweeper.objective={objective!r}: a sweep picks its best trial by the "
+                              f"objective, so it must be measured on the validation videos, never the test "
+                              f"videos: use a {VALIDATION_KEY}<method> key (e.g. {VALIDATION_KEY}fusion_svm)")
+        if pruner is not None and not str(pruning.metric).startswith(("val/", "train/")):
+            raise ConfigError(f"hydra.sweeper.pruning.metric={pruning.metric!r}: prune on a val/ or train/ metric "
+                              "of the train stage (val/accuracy: the validation videos)")
         self.study_name, self.direction, self.objective = study_name, direction, objective
         # A journal file is named by an absolute path, so that jobs started elsewhere find it.
         self.storage = storage if "://" in storage else os.path.abspath(storage)
         self.n_trials, self.parallel_trials = n_trials, parallel_trials
-        self.sampler_cfg, self.pruner_cfg, self.pruning = sampler, pruner, pruning
+        self.sampler_cfg, self.pruner_cfg, self.pruning, self.seed = sampler, pruner, pruning, seed
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
@@ -97,6 +107,9 @@ class OptunaSweeper(Sweeper):
         if not space:
             raise ValueError("the sweep has no search space: give hydra.sweeper.params (or sweep overrides "
                              "such as 'streams.temporal.dropout=choice(0.5,0.9)')")
+        if self.config.dataset.get("validation") is None:
+            raise ConfigError("dataset.validation=null: a sweep chooses on the validation videos; give the run "
+                              "a validation split (dataset.validation.fraction)")
         size = combinations(space)
         study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage),
                                     sampler=self._sampler(size), direction=self.direction, load_if_exists=True)
@@ -147,10 +160,10 @@ class OptunaSweeper(Sweeper):
         if self.sampler_cfg != "auto":
             return instantiate(self.sampler_cfg)
         if size is None:
-            return optuna.samplers.TPESampler()
+            return optuna.samplers.TPESampler(seed=self.seed)
         with warnings.catch_warnings():  # BruteForceSampler is marked experimental; its contract suffices here
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return EveryCombinationOnce()
+            return EveryCombinationOnce(seed=self.seed)
 
     def _job_overrides(self, trial: optuna.Trial, fixed: Sequence[str], output_dir: Path) -> list[str]:
         """The trial's overrides: fixed ones, its parameters, where it reports and its folder."""

@@ -65,7 +65,9 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
     train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
     return {"stream": OmegaConf.to_container(cfg.streams[stream], resolve=True),
             "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
-            "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root)},
+            "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root),
+                        # which training videos were held out for validation
+                        "validation": OmegaConf.to_container(cfg.dataset.get("validation"), resolve=True)},
             "flow": cache_fingerprint(cfg), "seed": cfg.seed}
 
 
@@ -85,11 +87,11 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     """
     stream_cfg, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
-    val_videos = lists.test if cfg.train.runtime.validate else []
+    val_videos = lists.val if cfg.train.runtime.validate else []
 
     def validate(net: torch.nn.Module) -> float:
-        # Validation uses the test videos (the official splits have no validation set), cheaply:
-        # a few positions, centre crop only.
+        # The validation videos (held out of training; never the test videos), cheaply: a few
+        # positions, centre crop only.
         return score_videos(net, source, val_videos, lists.classes, num_positions=cfg.train.runtime.val_positions,
                             crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                             device=device, progress=False).accuracy
@@ -111,7 +113,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
-    """The test stage of one stream: score files for the train and the test videos."""
+    """The test stage of one stream: score files for the train, validation (if any) and test videos."""
     stream_cfg, source, model = stream_parts(cfg, lists, stream)
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
@@ -125,7 +127,9 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
                     checkpoint, state["epoch"], stream_cfg.epochs)
     model.load_state_dict(state["model"])
-    for subset, videos in (("train", lists.train), ("test", lists.test)):
+    for subset, videos in (("train", lists.train), ("val", lists.val), ("test", lists.test)):
+        if not videos:  # a run without a validation split
+            continue
         scores = score_videos(model, source, videos, lists.classes,
                               num_positions=cfg.test.num_positions, crops=cfg.test.crops,
                               crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
