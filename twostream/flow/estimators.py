@@ -6,20 +6,13 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from twostream.flow.frames import to_grey
+
 
 class FlowEstimator(Protocol):
     """``est(prev, nxt) -> flow``: uint8 (B, H, W[, 3]) pairs -> float32 (B, 2, H, W) pixels."""
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray: ...
-
-
-def to_grey(frames: np.ndarray) -> np.ndarray:
-    """(B, H, W, 3) RGB or (B, H, W) grey uint8 -> (B, H, W) grey uint8."""
-    if frames.ndim == 3:
-        return frames
-    if frames.ndim == 4 and frames.shape[-1] == 3:
-        return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-    raise ValueError(f"expected frames of shape (B, H, W, 3) or (B, H, W), got {frames.shape}")
 
 
 def _pairwise(flow_one: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> FlowEstimator:

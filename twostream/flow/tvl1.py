@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from twostream.devices import resolve_device
-from twostream.flow.estimators import to_grey
+from twostream.flow.frames import to_grey
 
 log = logging.getLogger(__name__)
 
