@@ -53,3 +53,15 @@ def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
         assert result.returncode == 0, (command, result.stderr[-2000:])
     assert "TwostreamOptunaSweeper" in result.stdout  # the sweeper ships too
     assert list(tmp_path.iterdir()) == []  # nothing was run
+
+
+def test_the_installed_wheel_runs_the_quickstart_from_an_empty_folder(installed, tmp_path):
+    """The whole pipeline (the quickstart at its tiny size) from the wheel's own code and configs."""
+    from test_pipeline import TINY  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["PYTHONPATH"] = str(installed / "site")
+    result = subprocess.run([str(installed / "site" / "bin" / "twostream"), *TINY, "tracking.mode=disabled"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| fusion_svm |" in result.stdout and (tmp_path / "outputs/tiny/results.json").is_file()
