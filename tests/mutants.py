@@ -74,6 +74,16 @@ MUTANTS = [
            ("tests/test_fusion.py::test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy",)),
     Mutant("average fusion takes the first stream's scores", "twostream/fusion/__init__.py",
            "np.mean(np.stack(stream_scores), axis=0)", "np.asarray(stream_scores[0])", ("tests/test_fusion.py",)),
+    # the validation split and what is chosen on it (issue 12)
+    Mutant("a group held out for one class is held out of every class", "twostream/data/validation.py",
+           "return video.label, video.group or video.id", "return 0, video.group or video.id",
+           ("tests/test_validation.py::test_the_split_depends_on_its_own_seed_only",)),
+    Mutant("per-epoch validation and pruning look at the test videos", "twostream/train/stage.py",
+           "val_videos = lists.val if", "val_videos = lists.test if",
+           ("tests/test_validation.py::test_wrong_test_labels_change_no_choice_only_the_test_accuracies",)),
+    Mutant("the SVM's C ignores the validation videos", "twostream/fusion/stage.py",
+           'if cfg.fusion.svm.fit_on == "train" and "val" in loaded else None', "if False else None",
+           ("tests/test_fusion.py::test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report",)),
     # kinds the suite caught before: kept as guards
     Mutant("a flipped flow stack negates y instead of x", "twostream/inputs/transforms.py",
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),

@@ -94,25 +94,27 @@ def test_a_study_is_compared_trial_by_trial_best_first(runs, tmp_path):
     journal = tmp_path / "study.journal"
     study = optuna.create_study(study_name="sweep", direction="maximize",
                                 storage=JournalStorage(JournalFileBackend(str(journal))))
-    study.set_user_attr("objective", "accuracy.temporal")
+    study.set_user_attr("objective", "val_accuracy.temporal")
     # One trial per run folder; the table's settings are the trial's parameters, not the folder's config.
     for folder, made in runs.values():
         trial = study.ask({"streams.temporal.L": optuna.distributions.CategoricalDistribution([5, 10]),
                            "streams.temporal.dropout": optuna.distributions.CategoricalDistribution([0.5, 0.9])})
         trial.set_user_attr("output_dir", str(folder))
-        study.tell(trial, made["accuracy"]["temporal"])
+        study.tell(trial, 1 - made["accuracy"]["temporal"] / 2)  # a validation accuracy, ranked otherwise than test
     pruned = study.ask({"streams.temporal.L": optuna.distributions.CategoricalDistribution([5, 10])})
     study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     out = tmp_path / "study_cmp"
     main(["--study", str(journal), "--out", str(out), "--tracking-mode", "disabled"])
     markdown = (out / "comparison.md").read_text()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("|")]
-    assert rows[0] == ["trial", "accuracy.temporal", "L", "dropout", *METHODS]
+    assert rows[0] == ["trial", "val_accuracy.temporal", "L", "dropout", *METHODS]
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best_first = sorted(completed, key=lambda t: -t.value)
     assert [int(r[0]) for r in rows[2:5]] == [t.number for t in best_first]
     for row, trial in zip(rows[2:5], best_first, strict=True):
-        assert row[1] == pct(trial.value) == row[4]  # the objective is the temporal accuracy
+        assert row[1] == pct(trial.value)  # the objective (validation) beside the test accuracies
+        assert row[4] == pct(runs[next(n for n, (f, _) in runs.items() if str(f) == trial.user_attrs["output_dir"])]
+                             [1]["accuracy"]["temporal"])
         assert row[2:4] == [str(trial.params["streams.temporal.L"]), str(trial.params["streams.temporal.dropout"])]
     assert f"#{pruned.number} pruned (L={pruned.params['streams.temporal.L']})" in markdown
     assert "## Per-class accuracy: temporal" in markdown  # the objective's method

@@ -270,7 +270,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         notes.append("Trials without results: " + "; ".join(
             f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={_setting_text(v)}" for k, v in t.params.items()) + ")"
             for t in others) + ".")
-    objective_method = (objective or "").removeprefix("accuracy.")
+    objective_method = (objective or "").rpartition(".")[2]  # val_accuracy.temporal -> temporal
     method = per_class_method or (objective_method if objective_method in methods else None) or next(
         (m for m in reversed(methods) if all(m in r.per_class for r in runs)), None)
     if method is None or not all(method in r.per_class for r in runs):
