@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 TIMEOUT_S = 300  # per pytest run; the selected tests take seconds
 
 
@@ -128,8 +129,10 @@ def main() -> int:
     survivors = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twostream-mutants-") as tmp:
-        tree = Path(tmp)
+        tree = Path(tmp) / "repo"
         copy_tree(tree)
+        if SHARED.is_dir():  # the tests find the real data at ../shared, beside the copy as beside the checkout
+            (tree.parent / "shared").symlink_to(SHARED)
         imported = subprocess.run([sys.executable, "-c", "import twostream; print(twostream.__file__)"], cwd=tree,
                                   env=os.environ | {"PYTHONPATH": str(tree)}, capture_output=True, text=True)
         if not imported.stdout.strip().startswith(str(tree)):  # else the mutants would not be the code tested

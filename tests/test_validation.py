@@ -54,7 +54,10 @@ def test_the_split_depends_on_its_own_seed_only(tmp_path):
         return [v.id for v in load_split_lists(cfg.dataset).val]
 
     default = val_ids()
-    assert len(default) == 12 * 2  # one of the three training groups per class, two clips each
+    # one of the three training groups per class, two clips each, drawn for each class on its own
+    # (every class has groups g01-g04: the same group name is not the same group)
+    held = {v.rsplit("/", 1)[0]: v.rsplit("_", 2)[1] for v in default}
+    assert len(default) == 12 * 2 and len(held) == 12 and len(set(held.values())) > 1, held
     assert val_ids("seed=7") == default  # the model's seed does not move it
     assert val_ids("streams.spatial.dropout=0.1", "flow=dis") == default
     assert val_ids("dataset.validation.seed=1") != default
