@@ -74,6 +74,13 @@ MUTANTS = [
            ("tests/test_fusion.py::test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy",)),
     Mutant("average fusion takes the first stream's scores", "twostream/fusion/__init__.py",
            "np.mean(np.stack(stream_scores), axis=0)", "np.asarray(stream_scores[0])", ("tests/test_fusion.py",)),
+    # predict: the run's own code path, or scores that differ from its score files (tests/test_predict.py)
+    Mutant("predict extracts with the default lossless codec, not the run's cache codec", "twostream/predict.py",
+           "layout=cache_layout(cfg))", "layout=type(cache_layout(cfg))())",
+           ("tests/test_predict.py::test_predict_gives_every_test_video_the_run_s_own_scores",)),
+    Mutant("predict hands the SVM the streams in the wrong order", "twostream/predict.py",
+           "for s in run.svm_streams]", "for s in reversed(run.svm_streams)]",
+           ("tests/test_predict.py::test_predict_gives_every_test_video_the_run_s_own_scores",)),
     # kinds the suite caught before: kept as guards
     Mutant("a flipped flow stack negates y instead of x", "twostream/inputs/transforms.py",
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),
