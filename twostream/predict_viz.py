@@ -46,6 +46,8 @@ def _bars(ax: Axes, method: str, top: Top) -> None:
     ax.tick_params(axis="x", labelsize=7)
     if method != "fusion_svm":
         ax.set_xlim(0, 1)
+    else:
+        ax.margins(x=0.3)  # room for the value labels
 
 
 def _shown(image: np.ndarray) -> np.ndarray:
