@@ -123,31 +123,31 @@ def test_real_clips_and_a_1080p_clip_are_classified_and_pictured(run, tmp_path, 
 
     prediction = predictions[-1]
     tops = {m: prediction.top(m, trained.classes, 5) for m in trained.methods}
-    keep = [0, 2, 3, 5]
-    fig = save_picture(prediction.frames[keep], prediction.flows[keep], [prediction.sampled[i] for i in keep],
-                       tops, "hd.avi", tmp_path / "hd.png")
+    frames, flows, sampled = prediction.samples(4)
+    assert sampled == [prediction.sampled[i] for i in (0, 2, 3, 5)]
+    fig = save_picture(frames, flows, sampled, tops, "hd.avi", tmp_path / "hd.png")
     # 4 frames, their 4 flow images, one bar chart per stream and fusion, in that order
     assert len(fig.axes) == 12
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[8:]] == METHODS
-    assert [ax.get_title() for ax in fig.axes[:4]] == [f"frame {prediction.sampled[i]}" for i in keep]
+    assert [ax.get_title() for ax in fig.axes[:4]] == [f"frame {t}" for t in sampled]
     png = cv2.imread(str(tmp_path / "hd.png"))
     assert png.shape[:2] == tuple(round(x * 100) for x in fig.get_size_inches()[::-1])
     assert [len(ax.patches) for ax in fig.axes[8:]] == [5] * 4  # the top-5 bars
 
-    assert save_animation(prediction.frames, prediction.flows, prediction.sampled, tops, "hd", tmp_path / "hd.gif",
-                          fps=8) == 6
-    assert Image.open(tmp_path / "hd.gif").n_frames == 6
-    save_animation(prediction.frames, prediction.flows, prediction.sampled, tops, "hd", tmp_path / "hd.mp4", fps=8)
-    assert cv2.VideoCapture(str(tmp_path / "hd.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    frames, flows, sampled = prediction.samples(3)
+    assert save_animation(frames, flows, sampled, tops, "hd", tmp_path / "hd.gif", fps=8) == 3
+    assert Image.open(tmp_path / "hd.gif").n_frames == 3
+    save_animation(frames, flows, sampled, tops, "hd", tmp_path / "hd.mp4", fps=8)
+    assert cv2.VideoCapture(str(tmp_path / "hd.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
 
 
 def test_the_command_writes_the_picture_and_the_animation(run, tmp_path, capsys):
     cwd, run_dir = run
     _, videos = listed_videos(cwd, run_dir)
     predict_command.main([str(run_dir), str(videos[0]), "--visualise", str(tmp_path / "out.png"),
-                            "--video", str(tmp_path / "out.gif"), "--animation-frames", "6", "--no-progress"])
+                            "--video", str(tmp_path / "out.gif"), "--animation-frames", "3", "--no-progress"])
     assert cv2.imread(str(tmp_path / "out.png")).shape[2] == 3
-    assert Image.open(tmp_path / "out.gif").n_frames == 6
+    assert Image.open(tmp_path / "out.gif").n_frames == 3
     assert capsys.readouterr().out.count("wrote ") == 2
 
 

@@ -89,6 +89,12 @@ class Prediction:
     flows: np.ndarray
     sampled: list[int]
 
+    def samples(self, count: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """``count`` evenly spaced ones of the kept frames, their flows and frame indices (the
+        picture and the animation each take their own number of the frames kept for both)."""
+        keep = evenly_spaced(count, len(self.sampled))
+        return self.frames[keep], self.flows[keep], [self.sampled[i] for i in keep]
+
     def top(self, method: str, classes: Sequence[str], k: int) -> list[tuple[str, float]]:
         """The ``k`` best classes of ``method`` with their scores, best first."""
         scores = self.scores[method]
@@ -292,14 +298,12 @@ def run_command(args: argparse.Namespace) -> list[Prediction]:
     for prediction, picture, animation in zip(predictions, output_paths(args.visualise, predictions),
                                               output_paths(args.video, predictions), strict=True):
         tops = {m: prediction.top(m, run.classes, args.top_k) for m in run.methods}
-        if picture is not None:  # a few of the kept frames: the animation may have kept more
-            keep = evenly_spaced(args.samples, len(prediction.sampled))
-            save_picture(prediction.frames[keep], prediction.flows[keep], [prediction.sampled[i] for i in keep],
-                         tops, str(prediction.video), picture)
+        title = str(prediction.video)
+        if picture is not None:
+            save_picture(*prediction.samples(args.samples), tops, title, picture)
             print(f"wrote {picture}")
         if animation is not None:
-            save_animation(prediction.frames, prediction.flows, prediction.sampled, tops, str(prediction.video),
-                           animation, args.fps)
+            save_animation(*prediction.samples(args.animation_frames), tops, title, animation, args.fps)
             print(f"wrote {animation}")
     return predictions
 
