@@ -16,7 +16,8 @@ The run's own stages do the work, so a video gets exactly the scores the test st
 
 Everything that can be refused is refused before any video is extracted: a run folder without its
 config, checkpoints or SVM, a video that does not open or is too short for the flow stack, an
-estimator that needs a GPU on a machine without one.
+estimator that needs a GPU on a machine without one. Only a video whose header promises more frames
+than it holds is found out later, when it is decoded.
 """
 
 import argparse
