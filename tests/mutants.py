@@ -85,6 +85,13 @@ MUTANTS = [
     Mutant("the SVM's C ignores the validation videos", "twostream/fusion/stage.py",
            'if cfg.fusion.svm.fit_on == "train" and "val" in loaded else None', "if False else None",
            ("tests/test_fusion.py::test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report",)),
+    # predict: the run's own code path, or scores that differ from its score files (tests/test_predict.py)
+    Mutant("predict extracts with the default lossless codec, not the run's cache codec", "twostream/predict.py",
+           "layout=cache_layout(cfg))", "layout=type(cache_layout(cfg))())",
+           ("tests/test_predict.py::test_predict_gives_every_test_video_the_run_s_own_scores",)),
+    Mutant("predict hands the SVM the streams in the wrong order", "twostream/predict.py",
+           "for s in run.svm_streams]", "for s in reversed(run.svm_streams)]",
+           ("tests/test_predict.py::test_predict_gives_every_test_video_the_run_s_own_scores",)),
     # kinds the suite caught before: kept as guards
     Mutant("a flipped flow stack negates y instead of x", "twostream/inputs/transforms.py",
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),

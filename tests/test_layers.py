@@ -20,8 +20,9 @@ LAYERS = [
     {"tracking"},
     {"sweep"},
     {"checks"},
-    {"pipeline"},
-    {"compare", "predict", "__main__"},
+    {"pipeline", "predict_viz"},
+    {"compare", "predict"},
+    {"__main__"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

@@ -1,4 +1,5 @@
-"""``python -m twostream +experiment=NAME`` (or ``twostream ...``): compose the Hydra config and run it.
+"""``python -m twostream +experiment=NAME`` (or ``twostream ...``): compose the Hydra config and run it;
+``twostream predict RUN_DIR VIDEO ...`` classifies videos with a finished run instead.
 
 An expected failure (:class:`~twostream.errors.UserError`: a bad config value, missing data, a
 stage run too early, a cache or checkpoint made with other settings) ends with its message and
@@ -51,7 +52,15 @@ def task(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 def main() -> None:
-    """The command line (``python -m twostream`` and the ``twostream`` console script)."""
+    """The command line (``python -m twostream`` and the ``twostream`` console script);
+    ``twostream predict ...`` classifies videos with a finished run (:mod:`twostream.predict`)."""
+    if sys.argv[1:2] == ["predict"]:
+        # its own argparse command line, not a Hydra one; imported here so that an experiment's
+        # start-up does not pay for the picture code
+        from twostream.predict import main as predict_main
+
+        predict_main(sys.argv[2:])
+        return
     sys.argv[1:] = with_defaults(sys.argv[1:])
     if sys.argv[1:] == list(NO_ARGUMENTS):
         print(f"twostream: no arguments: running {' '.join(NO_ARGUMENTS)} (see --help)", file=sys.stderr)

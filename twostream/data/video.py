@@ -22,6 +22,36 @@ def resize_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
+def _open(path: Path) -> cv2.VideoCapture:
+    """An open capture of ``path``, or VideoDecodeError saying why there is none."""
+    if not path.is_file():
+        raise VideoDecodeError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise VideoDecodeError(f"{path}: OpenCV cannot open it as a video")
+    return capture
+
+
+def probe_video(path: str | Path, min_frames: int = 1) -> None:
+    """Check cheaply, before decoding a whole video, that it opens, its first frame decodes and its
+    header does not promise fewer than ``min_frames`` frames; raise :class:`VideoDecodeError` otherwise.
+
+    A header that gives no count passes; :func:`read_frames` counts what it decodes.
+    """
+    path = Path(path)
+    capture = _open(path)
+    try:
+        promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if not capture.read()[0]:
+            raise VideoDecodeError(f"{path}: OpenCV opens it but decodes no frame")
+    finally:
+        capture.release()
+    if 0 < promised < min_frames:
+        raise VideoDecodeError(f"{path}: {promised} frame(s), need at least {min_frames}")
+
+
 def read_frames(path: str | Path, short_side: int | None = None, min_frames: int = 1,
                 min_fraction: float | None = None) -> np.ndarray:
     """All frames of ``path`` as uint8 RGB (T, H, W, 3), optionally resized on the short side.
@@ -32,13 +62,7 @@ def read_frames(path: str | Path, short_side: int | None = None, min_frames: int
     damaged file ends, so the count is the only sign of it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise VideoDecodeError(f"{path}: OpenCV cannot open it as a video")
+    capture = _open(path)
     promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # <= 0 when the container does not say
     frames = []
     try:

@@ -1,7 +1,7 @@
 """The train and test stages of one stream, as the pipeline runs them from the config."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,9 @@ def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
     raise ValueError(f"stream input must be 'rgb' or 'flow', got {stream_cfg.input!r}")
 
 
-def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource, lists: SplitLists) -> StreamNet:
+def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource,
+                 classes_per_task: Sequence[int]) -> StreamNet:
     """The stream's network, sized for its input channels and the training crop; one head per task."""
-    classes_per_task = [len(task.classes) for task in task_lists(lists)]
     return build_model(cfg.model, in_channels=source.in_channels, classes_per_task=classes_per_task,
                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
 
@@ -52,7 +52,8 @@ def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictC
     # The initial weights depend on the seed alone, not on what ran before in this process
     # (the other stream, an earlier sweep trial).
     torch.manual_seed(cfg.seed)
-    return stream_cfg, source, stream_model(cfg, stream_cfg, source, lists)
+    return stream_cfg, source, stream_model(cfg, stream_cfg, source,
+                                            [len(task.classes) for task in task_lists(lists)])
 
 
 def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
@@ -112,9 +113,9 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
                  settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress)
 
 
-def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
-    """The test stage of one stream: score files for the train, validation (if any) and test videos."""
-    stream_cfg, source, model = stream_parts(cfg, lists, stream)
+def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
+    """The stream's checkpoint (``model`` holds the weights), refused when it is missing or was
+    trained with other settings than ``cfg``'s; one that stopped early is taken with a warning."""
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
@@ -123,10 +124,16 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
     if changed:
         raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
                          + "\n  ".join(changed) + "\nRun stage=train with these settings first.")
-    if state["epoch"] < stream_cfg.epochs:
+    if state["epoch"] < cfg.streams[stream].epochs:
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
-                    checkpoint, state["epoch"], stream_cfg.epochs)
-    model.load_state_dict(state["model"])
+                    checkpoint, state["epoch"], cfg.streams[stream].epochs)
+    return state
+
+
+def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
+    """The test stage of one stream: score files for the train, validation (if any) and test videos."""
+    _, source, model = stream_parts(cfg, lists, stream)
+    model.load_state_dict(trained_state(cfg, stream)["model"])
     for subset, videos in (("train", lists.train), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
