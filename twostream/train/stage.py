@@ -67,8 +67,8 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
     return {"stream": OmegaConf.to_container(cfg.streams[stream], resolve=True),
             "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
             "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root),
-                        # which training videos were held out for validation
-                        "validation": OmegaConf.to_container(cfg.dataset.get("validation"), resolve=True)},
+                        # which training videos were held out for validation (None: none)
+                        "validation": OmegaConf.to_container(cfg.dataset, resolve=True).get("validation")},
             "flow": cache_fingerprint(cfg), "seed": cfg.seed}
 
 
