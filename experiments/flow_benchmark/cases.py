@@ -169,6 +169,9 @@ CASES = [
     Case("large motion 10-20 px 340x256 (other clip)", HELD_OUT, (340, 256), CLIP_AVI, large_motion),
     Case("moving object 426x240", HELD_OUT, (426, 240), CLIP_AVI, moving_object),
     Case("full affine 455x256", HELD_OUT, (455, 256), CLIP_DEMO, full_affine),
+    # added after the first full run, to judge tvl1_fast's second choice on cases nobody had seen
+    Case("full affine 455x256 (other clip)", HELD_OUT, (455, 256), CLIP_AVI, full_affine),
+    Case("rotation 426x240", HELD_OUT, (426, 240), CLIP_DEMO, rotation),
     Case("zoom+rotation+translation 640x360 (other clip)", HELD_OUT, (640, 360), CLIP_DEMO,
          zoom_rotation_translation),
     Case("small motion 640x360", HELD_OUT, (640, 360), CLIP_DEMO, lambda rng, f, o: smooth(rng, f, o, 1.6)),

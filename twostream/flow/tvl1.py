@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MIN_LEVEL_SIDE = 16      # the pyramid stops before a level whose shorter side would be smaller
 KEYS_A = -0.75           # Keys' cubic convolution parameter (the one OpenCV and torch use for bicubic)
-RECOMPILE_LIMIT = 64     # compiled variants per function: (pyramid level, frame size, settings) combinations
+RECOMPILE_LIMIT = 128    # compiled variants per function: a (pyramid level, frame size) each; 8 levels x 16 sizes
 _TINY = 1e-12            # guards the division by |grad I1w|^2 where the image is flat
 
 
