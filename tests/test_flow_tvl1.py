@@ -1,15 +1,24 @@
 """TV-L1 in torch: recovers known motion on real frames, agrees with OpenCV's TV-L1, runs the same
 compiled or eager, is deterministic and batch-independent on the CPU; and the known-motion pairs."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from twostream.data.video import read_frames
 from twostream.flow import get_estimator
-from twostream.flow.groundtruth import endpoint_error, moving_object_pair, smooth_random_flow, warp_to_prev
+from twostream.flow.groundtruth import (
+    affine_flow,
+    endpoint_error,
+    moving_object_pair,
+    smooth_random_flow,
+    warp_to_prev,
+)
 from twostream.flow.tvl1 import bicubic_sample, image_gradient, median_filter, median_filter_torch
 
 # small and quick: three levels, few warps; eager torch (the compiled kernels are checked once below)
@@ -63,6 +72,57 @@ def test_agrees_with_opencv_tvl1_on_real_consecutive_frames(real_frames):
     assert motion > 0.5  # the clip really moves here, so agreement is not agreement on zero
     # measured: 0.09 px apart for ~1 px of motion (DIS is 0.26 px from OpenCV's TV-L1, Farneback 0.41)
     assert endpoint_error(interior(ours), interior(theirs)) < 0.15 * motion
+
+
+SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
+
+
+def shipped(name: str) -> dict:
+    """The ``params`` of conf/flow/NAME.yaml, with its defaults list resolved (tvl1_fast extends tvl1)."""
+    conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "flow" / f"{name}.yaml")
+    base = [shipped(parent) for parent in conf.get("defaults", []) if parent != "_self_"]
+    return {**(base[0] if base else {}), **OmegaConf.to_container(conf.params)}
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> np.ndarray:
+    """The frames (340x256 RGB) of the shared real clip the flow defaults were tuned on."""
+    clip = SHARED_CLIPS / "mmaction2_test.mp4"
+    if not clip.is_file():
+        pytest.skip(f"real clip {clip} is not present in the shared data folder")
+    return read_frames(clip)
+
+
+@pytest.fixture(scope="module")
+def zoom_rotation_640x360(clip_frames) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """A real frame enlarged to 640x360 under a known zoom + roll + pan of up to 9 px: (prev, nxt, truth,
+    valid, EPE of OpenCV's TV-L1 with its shipped defaults). A large smooth field: with epsilon 0.02
+    (the old default) a patch stayed pixels off."""
+    nxt = cv2.resize(clip_frames[60], (640, 360), interpolation=cv2.INTER_CUBIC)
+    truth = affine_flow(360, 640, zoom=0.015, angle_deg=0.8, shift=(2.0, -1.5))
+    prev, valid = warp_to_prev(nxt, truth)
+    reference = get_estimator("opencv_tvl1", **shipped("opencv_tvl1"))(prev[None], nxt[None])[0]
+    return prev, nxt, truth, valid, endpoint_error(reference, truth, valid)
+
+
+@pytest.mark.parametrize(("name", "tolerance"), [("tvl1", 1.1), ("tvl1_fast", 1.5)])
+def test_shipped_defaults_match_opencv_under_zoom_and_rotation_at_640x360(zoom_rotation_640x360, name, tolerance):
+    prev, nxt, truth, valid, reference = zoom_rotation_640x360
+    assert reference < 0.1, reference  # OpenCV's TV-L1 gets it right, so the comparison is fair
+    flow = get_estimator("tvl1", **shipped(name), device="cpu", compile=False)(prev[None], nxt[None])[0]
+    error = endpoint_error(flow, truth, valid)
+    assert error <= tolerance * reference, (error, reference)
+
+
+def test_shipped_defaults_recover_a_15_px_motion_at_340x256(clip_frames):
+    """A pan of 15 px (plus a smooth field): beyond the linearisation's reach with 5 pyramid levels of 0.8
+    (the old default; OpenCV's TV-L1 with these is 6.6 px off on such pairs), within it with 8."""
+    nxt = clip_frames[150]
+    truth = affine_flow(256, 340, shift=(12.0, -9.0)) + smooth_random_flow(np.random.default_rng(5), 256, 340, 2.0)
+    prev, valid = warp_to_prev(nxt, truth)
+    flow = get_estimator("tvl1", **shipped("tvl1"), device="cpu", compile=False)(prev[None], nxt[None])[0]
+    error = endpoint_error(flow, truth, valid)
+    assert error < 0.2, error
 
 
 def test_deterministic_and_independent_of_the_batch_on_cpu(textured_image):

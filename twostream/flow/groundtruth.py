@@ -30,6 +30,23 @@ def smooth_random_flow(rng: np.random.Generator, height: int, width: int, max_px
     return (flow * (max_px / np.abs(flow).max())).astype(np.float32)
 
 
+def affine_flow(height: int, width: int, zoom: float = 0.0, angle_deg: float = 0.0,
+                shift: tuple[float, float] = (0.0, 0.0), shear: float = 0.0) -> np.ndarray:
+    """The flow (2, H, W) float32 of a global affine motion about the frame's centre.
+
+    A pixel at offset ``d`` from the centre moves to ``(1 + zoom) R(angle) S d + shift``, where ``R``
+    rotates by ``angle_deg`` degrees and ``S = [[1, shear], [0, 1]]``: a camera zooming, rolling,
+    panning. The largest displacement grows with the frame size (it is at the corners).
+    """
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    centred = np.stack([xs - (width - 1) / 2, ys - (height - 1) / 2])
+    angle = np.deg2rad(angle_deg)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = (1 + zoom) * rotation @ np.array([[1.0, shear], [0.0, 1.0]]) - np.eye(2)
+    flow = np.einsum("ij,jhw->ihw", matrix, centred) + np.asarray(shift, np.float64).reshape(2, 1, 1)
+    return flow.astype(np.float32)
+
+
 def warp_to_prev(nxt: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``prev`` with ``prev[y, x] = nxt[y + v, x + u]``, and where that position is inside ``nxt``.
 

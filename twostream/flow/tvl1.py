@@ -31,7 +31,8 @@ compiler, an unsupported platform) the same functions run eagerly after one warn
 batch is solved ``cpu_chunk`` pairs at a time so that one step's working set stays in the caches.
 Each new frame size compiles once per process (seconds; torch also caches the kernels on disk). On
 a CPU shared with other busy processes, OpenMP's spin-waiting can make torch many times slower;
-``OMP_WAIT_POLICY=PASSIVE`` in the environment (set before Python starts) avoids that.
+importing :mod:`twostream` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the environment has a policy)
+to avoid that, which works if it happens before torch is imported.
 On the CPU the result is deterministic: the same input gives bit-identical flow.
 """
 
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MIN_LEVEL_SIDE = 16      # the pyramid stops before a level whose shorter side would be smaller
 KEYS_A = -0.75           # Keys' cubic convolution parameter (the one OpenCV and torch use for bicubic)
-RECOMPILE_LIMIT = 64     # compiled variants per function: (pyramid level, frame size, settings) combinations
+RECOMPILE_LIMIT = 128    # compiled variants per function: a (pyramid level, frame size) each; 8 levels x 16 sizes
 _TINY = 1e-12            # guards the division by |grad I1w|^2 where the image is flat
 
 
