@@ -83,7 +83,7 @@ MUTANTS = [
            "val_videos = lists.val if", "val_videos = lists.test if",
            ("tests/test_validation.py::test_wrong_test_labels_change_no_choice_only_the_test_accuracies",)),
     Mutant("the SVM's C ignores the validation videos", "twostream/fusion/stage.py",
-           'if cfg.fusion.svm.fit_on == "train" and "val" in loaded else None', "if False else None",
+           'if fit_on == "train" and "val" in loaded else None', "if False else None",
            ("tests/test_fusion.py::test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report",)),
     # predict: the run's own code path, or scores that differ from its score files (tests/test_predict.py)
     Mutant("predict extracts with the default lossless codec, not the run's cache codec", "twostream/predict.py",

@@ -72,7 +72,7 @@ def problems(*overrides: str) -> str:
     (["test.num_positions=0"], "test.num_positions=0: an integer >= 1"),
     (["fusion.svm.C_grid=[]"], "fusion.svm.C_grid=[]: a non-empty list of numbers > 0"),
     (["fusion.svm.cv_folds=1"], "fusion.svm.cv_folds=1: an integer >= 2"),
-    (["fusion.svm.fit_on=test"], "fusion.svm.fit_on='test': one of 'train', 'val'"),
+    (["fusion.svm.fit_on=test"], "fusion.svm.fit_on='test': one of 'auto', 'train', 'val'"),
     (["fusion.svm.fit_on=val", "dataset.validation=null"],
      "fusion.svm.fit_on='val': needs a validation split: set dataset.validation"),
     (["dataset.validation.fraction=1"], "dataset.validation.fraction=1: a number between 0 and 1 (exclusive)"),

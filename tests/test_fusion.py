@@ -248,3 +248,28 @@ def test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_repo
     again = _fuse(tmp_path, wrong, fit_on)
     assert again["svm_C"] == results["svm_C"] and again["val_accuracy"] == results["val_accuracy"]
     assert again["accuracy"] != results["accuracy"]
+
+
+def test_auto_fits_the_svm_where_it_does_better_on_validation_videos(tmp_path):
+    """Training scores like the others (nets that generalise) against near one-hot training scores
+    (nets that fit their training videos): auto keeps, each time, the fit with the better
+    validation accuracy, computed here independently, and the two cases choose differently."""
+    grid = [0.01, 0.1, 1, 10, 100]
+    chosen = []
+    for memorised in (False, True):
+        rng = np.random.default_rng(8)
+        subsets = {"train": noisy_scores(rng, 12), "val": noisy_scores(rng, 6), "test": noisy_scores(rng, 6)}
+        if memorised:  # the nets' training scores: each video's own class, almost surely
+            labels = subsets["train"][0]
+            subsets["train"] = (labels, [softmax(8 * np.eye(12)[labels] + rng.normal(0, 0.1, (len(labels), 12)))
+                                         .astype(np.float32) for _ in range(2)])
+        (train_labels, train), (val_labels, val) = subsets["train"], subsets["val"]
+        on_train = fit_svm_fusion(train, train_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0,
+                                  held_out=(val, val_labels))
+        on_val = fit_svm_fusion(val, val_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0)
+        expected = "val" if on_val.selection_accuracy > on_train.selection_accuracy else "train"
+        results = _fuse(tmp_path, subsets, "auto")
+        assert results["svm_fit_on"] == expected, (on_train.selection_accuracy, on_val.selection_accuracy)
+        assert results["svm_C"] == (on_val if expected == "val" else on_train).C
+        chosen.append(expected)
+    assert chosen == ["train", "val"]

@@ -39,7 +39,7 @@ INPUTS = ("rgb", "flow")
 ARCHS = ("cnn_m_2048", *TORCHVISION_ARCHS)
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 TEST_CROPS = (1, 10)
-SVM_FIT_ON = ("train", "val")
+SVM_FIT_ON = ("auto", "train", "val")
 CODEC_LEVELS = {"jpeg": (1, 100), "zstd": (1, 22)}
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 

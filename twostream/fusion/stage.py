@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
-from twostream.fusion import average_fusion, fit_svm_fusion, per_class_accuracy
+from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, write_results
 from twostream.runlog import RunLog
 from twostream.scores import Scores, scores_path
@@ -21,15 +21,46 @@ def svm_model_path(output_dir: str | Path) -> Path:
     return Path(output_dir) / "fusion" / "svm.pkl"
 
 
+def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[SvmFusion, str]:
+    """The fusion SVM over the streams' scores (``loaded``: subset -> each stream's Scores), and the
+    subset it was fitted on, as ``fusion.svm.fit_on`` says:
+
+    - ``train``: on the training videos' scores, C chosen on the validation videos (by
+      cross-validation on the training videos when the run has no validation split);
+    - ``val``: on the validation videos' scores, which the nets never trained on, C by
+      cross-validation among them;
+    - ``auto``: both, keeping the one more accurate on validation videos it was not fitted on
+      (held out, or cross-validated); ``train`` without a validation split. Training scores serve
+      while the nets generalise; once they fit their training videos (as the paper's nets fit
+      UCF-101), those scores are near one-hot and the validation videos' are the ones that look
+      like the test videos' (experiments/fusion_fit).
+    """
+    svm_cfg = cfg.fusion.svm
+
+    def fit(fit_on: str) -> SvmFusion:
+        fitted = loaded[fit_on]
+        held_out = ([sc.scores for sc in loaded["val"]], loaded["val"][0].labels) \
+            if fit_on == "train" and "val" in loaded else None
+        return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, C_grid=list(svm_cfg.C_grid),
+                              cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, held_out=held_out)
+
+    if svm_cfg.fit_on != "auto":
+        return fit(svm_cfg.fit_on), svm_cfg.fit_on
+    if "val" not in loaded:
+        return fit("train"), "train"
+    on_train, on_val = fit("train"), fit("val")
+    if (on_val.selection_accuracy or 0.0) > (on_train.selection_accuracy or 0.0):  # a tie keeps train
+        return on_val, "val"
+    return on_train, "train"
+
+
 def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
     """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results.
 
     Any number of streams (``cfg.streams``) is fused; their score files must list the same videos.
     A single stream has nothing to fuse: its results are written without fusion methods.
 
-    The SVM is fitted on ``fusion.svm.fit_on``'s scores (``train``: C chosen on the validation
-    videos, or by cross-validation on the training videos without a validation split; ``val``: C
-    by cross-validation on the validation videos). ``val_accuracy`` holds what choices are made
+    The SVM is fitted as :func:`fit_fusion_svm` says. ``val_accuracy`` holds what choices are made
     on; the test labels are read for ``accuracy`` alone.
     """
     streams = list(cfg.streams)
@@ -43,14 +74,9 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     classes = [str(c) for c in test.classes]
 
     methods = FUSION_METHODS if len(streams) > 1 else ()
-    svm = None
+    svm, fitted_on = None, None
     if methods:
-        fit_on = loaded[cfg.fusion.svm.fit_on]
-        held_out = ([sc.scores for sc in loaded["val"]], loaded["val"][0].labels) \
-            if cfg.fusion.svm.fit_on == "train" and "val" in loaded else None
-        svm = fit_svm_fusion([sc.scores for sc in fit_on], fit_on[0].labels, C_grid=list(cfg.fusion.svm.C_grid),
-                             cv_folds=cfg.fusion.svm.cv_folds, max_iter=cfg.fusion.svm.max_iter, seed=cfg.seed,
-                             held_out=held_out)
+        svm, fitted_on = fit_fusion_svm(cfg, loaded)
         svm.save(svm_model_path(output_dir), streams)
 
     def method_scores(subset: str) -> dict[str, np.ndarray]:
@@ -76,7 +102,7 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
                "num_classes": len(lists.classes), "num_test_videos": len(test.labels),
                "num_val_videos": len(loaded["val"][0].labels) if "val" in loaded else 0,
                "chance": 1.0 / len(lists.classes), "svm_C": None if svm is None else svm.C,
-               "svm_fit_on": None if svm is None else cfg.fusion.svm.fit_on,
+               "svm_fit_on": fitted_on,
                "accuracy": accuracy, "val_accuracy": val_accuracy, "classes": classes,
                # JSON has no NaN: a class without test videos is null.
                "per_class_accuracy": {m: [None if np.isnan(a) else float(a) for a in acc]
