@@ -36,8 +36,8 @@ def assert_results_match_score_files(output_dir: Path) -> None:
 
     Each method's accuracy is the argmax of its test score file against the labels; the average
     fusion's file holds the mean of the streams' files, and the SVM fusion's the decisions of a
-    Crammer-Singer LinearSVC fitted here on the L2-normalised train score files with the C that the
-    fuse stage chose.
+    Crammer-Singer LinearSVC fitted here on the L2-normalised score files of the videos the fuse
+    stage fitted it on (results.json's svm_fit_on) with the C it chose.
     """
     results = json.loads((output_dir / "results.json").read_text())
     cfg = OmegaConf.load(output_dir / ".hydra/config.yaml")
@@ -55,8 +55,8 @@ def assert_results_match_score_files(output_dir: Path) -> None:
 
     with np.load(output_dir / f"scores/{streams[0]}_test.npz") as f:
         labels = f["labels"]
-    with np.load(output_dir / f"scores/{streams[0]}_train.npz") as f:
-        train_labels = f["labels"]
+    with np.load(output_dir / f"scores/{streams[0]}_{results['svm_fit_on'] or 'train'}.npz") as f:
+        fit_labels = f["labels"]  # of the videos the SVM was fitted on
     if len(streams) == 1:  # a single stream is not fused: its own accuracy is all there is
         assert results["accuracy"] == pytest.approx({streams[0]: float((scores(streams[0]).argmax(1) == labels).mean())})
         assert results["svm_C"] is None and not (output_dir / "scores/fusion_average_test.npz").exists()
@@ -64,7 +64,7 @@ def assert_results_match_score_files(output_dir: Path) -> None:
     np.testing.assert_allclose(scores("fusion_average"), np.mean([scores(s) for s in streams], axis=0), rtol=1e-6,
                                err_msg="the average fusion's scores are not the mean of the streams' scores")
     svm = LinearSVC(multi_class="crammer_singer", C=results["svm_C"], max_iter=cfg.fusion.svm.max_iter,
-                    random_state=cfg.seed).fit(features("train"), train_labels)
+                    random_state=cfg.seed).fit(features(results["svm_fit_on"]), fit_labels)
     decision = svm.decision_function(features("test"))
     if decision.ndim == 1:  # two classes: scikit-learn gives class 1's margin only
         decision = np.stack([-decision, decision], axis=1)

@@ -148,9 +148,7 @@ def check_config(cfg: DictConfig) -> None:
     grid = svm.get("C_grid")
     problems.need(isinstance(grid, list) and bool(grid) and all(_is_number(c) and c > 0 for c in grid),
                   "fusion.svm.C_grid", grid, "a non-empty list of numbers > 0")
-    if problems.choice(svm, "fit_on", "fusion.svm.", SVM_FIT_ON) and svm["fit_on"] == "val":
-        problems.need(cfg.dataset.get("validation") is not None, "fusion.svm.fit_on", "val",
-                      "needs a validation split: set dataset.validation (or fusion.svm.fit_on=train)")
+    problems.choice(svm, "fit_on", "fusion.svm.", SVM_FIT_ON)
     problems.integer(svm, "cv_folds", "fusion.svm.", low=2)
     problems.integer(svm, "max_iter", "fusion.svm.", low=1)
     problems.choice(cfg.tracking, "mode", "tracking.", MODES)

@@ -1,5 +1,6 @@
 """The fuse stage: fuse the streams' test scores, write fused score files, the model and the results."""
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_clas
 from twostream.report import format_markdown, write_results
 from twostream.runlog import RunLog
 from twostream.scores import Scores, scores_path
+
+log = logging.getLogger(__name__)
 
 FUSION_METHODS = ("fusion_average", "fusion_svm")
 
@@ -30,10 +33,12 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
     - ``val``: on the validation videos' scores, which the nets never trained on, C by
       cross-validation among them;
     - ``auto``: both, keeping the one more accurate on validation videos it was not fitted on
-      (held out, or cross-validated); ``train`` without a validation split. Training scores serve
-      while the nets generalise; once they fit their training videos (as the paper's nets fit
-      UCF-101), those scores are near one-hot and the validation videos' are the ones that look
-      like the test videos' (experiments/fusion_fit).
+      (held out, or cross-validated).
+
+    Without a validation split, ``val`` and ``auto`` fit on the training videos. Training scores
+    serve while the nets generalise; once they fit their training videos (as the paper's nets fit
+    UCF-101), those scores are near one-hot and the validation videos' are the ones that look like
+    the test videos' (experiments/fusion_fit).
     """
     svm_cfg = cfg.fusion.svm
 
@@ -44,10 +49,13 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
         return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, C_grid=list(svm_cfg.C_grid),
                               cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, held_out=held_out)
 
+    if "val" not in loaded:
+        if svm_cfg.fit_on != "train":
+            log.info("fusion.svm.fit_on=%s: the run has no validation split; fitting on the training videos",
+                     svm_cfg.fit_on)
+        return fit("train"), "train"
     if svm_cfg.fit_on != "auto":
         return fit(svm_cfg.fit_on), svm_cfg.fit_on
-    if "val" not in loaded:
-        return fit("train"), "train"
     on_train, on_val = fit("train"), fit("val")
     if (on_val.selection_accuracy or 0.0) > (on_train.selection_accuracy or 0.0):  # a tie keeps train
         return on_val, "val"
