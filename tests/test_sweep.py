@@ -75,6 +75,8 @@ def test_objective_is_read_from_the_returned_results():
         objective_value(results, "val_accuracy.spatial")
     with pytest.raises(ValueError, match="fuse stage"):
         objective_value(None, "val_accuracy.temporal")
+    with pytest.raises(ValueError, match="is null.*cv_folds"):
+        objective_value({"val_accuracy": {"fusion_svm": None}}, "val_accuracy.fusion_svm")
 
 
 def _study_with_one_finished_trial(tmp_path, pruner):

@@ -53,7 +53,7 @@ def tried_combinations(study: optuna.Study, space: Mapping[str, Any]) -> set[tup
 
 
 def objective_value(returned: Any, key: str) -> float:
-    """The number at dotted ``key`` (e.g. ``accuracy.temporal``) in what the task returned."""
+    """The number at dotted ``key`` (e.g. ``val_accuracy.temporal``) in what the task returned."""
     if returned is None:
         raise ValueError(f"the job returned no results, so there is no objective {key!r}: the fuse stage "
                          "must run in every trial (stage=all or stage=fuse)")
@@ -64,6 +64,10 @@ def objective_value(returned: Any, key: str) -> float:
             raise KeyError(f"objective {key!r}: no {part!r} in the job's results (there: {keys}); "
                            "set hydra.sweeper.objective")
         node = node[part]
+    if node is None:  # e.g. val_accuracy.fusion_svm when too few validation videos for cross-validation
+        raise ValueError(f"objective {key!r} is null in the job's results: the run could not measure it "
+                         "(fusion.svm.fit_on=val needs at least fusion.svm.cv_folds validation videos per "
+                         "class); choose another hydra.sweeper.objective or a larger dataset.validation")
     return float(node)
 
 
