@@ -15,6 +15,11 @@ import numpy as np
 from twostream.errors import MissingDataError
 
 
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of videos whose highest class score is their label."""
+    return float((scores.argmax(1) == labels).mean())
+
+
 @dataclass
 class Scores:
     """Per-video class scores of one stream on one set of videos."""
@@ -26,7 +31,7 @@ class Scores:
 
     @property
     def accuracy(self) -> float:
-        return float((self.scores.argmax(1) == self.labels).mean())
+        return accuracy(self.scores, self.labels)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from twostream.compare import Interval, markdown_table
 from twostream.fusion import average_fusion
 from twostream.fusion.stage import fit_fusion_svm
-from twostream.scores import Scores, scores_path
+from twostream.scores import Scores, accuracy, scores_path
 
 
 def measure(run: Path) -> dict[str, float]:
@@ -36,11 +36,11 @@ def measure(run: Path) -> dict[str, float]:
     test = loaded["test"]
     row = {f"{s} (train)": sc.accuracy for s, sc in zip(streams, loaded["train"], strict=True)}
     row |= {s: sc.accuracy for s, sc in zip(streams, test, strict=True)}
-    row["average"] = float((average_fusion([sc.scores for sc in test]).argmax(1) == test[0].labels).mean())
+    row["average"] = accuracy(average_fusion([sc.scores for sc in test]), test[0].labels)
     for fit_on in ("train", "val", "auto"):
         cfg.fusion.svm.fit_on = fit_on
         svm, fitted_on = fit_fusion_svm(cfg, loaded)  # the fuse stage's own choice
-        row[f"svm: {fit_on}"] = float((svm.decision([sc.scores for sc in test]).argmax(1) == test[0].labels).mean())
+        row[f"svm: {fit_on}"] = accuracy(svm.decision([sc.scores for sc in test]), test[0].labels)
         row[f"C, fitted on ({fit_on})"] = f"{svm.C:g}, {fitted_on}"
     return row
 

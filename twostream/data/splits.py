@@ -185,8 +185,9 @@ def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> 
     """Parse the HMDB-51 ``<class>_test_split<N>.txt`` files of one split.
 
     Label = index of the class in the sorted class names; id 1 = train, 2 = test, 0 = unused (left out).
-    Video path = video_root/<class>/<video>.avi; group = the clip's source movie (:func:`hmdb_source`). Raises DataError for a split outside 1..3 or a bad
-    line (message names file and line), MissingDataError naming the path of a class's missing file.
+    Video path = video_root/<class>/<video>.avi; group = the clip's source movie (:func:`hmdb_source`).
+    Raises DataError for a split outside 1..3 or a bad line (message names file and line),
+    MissingDataError naming the path of a class's missing file.
     """
     _check_split(split)
     splits_dir, video_root = Path(splits_dir), Path(video_root)

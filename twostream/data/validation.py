@@ -25,6 +25,7 @@ def hold_out_groups(classes: Sequence[str], videos: Sequence[Video], fraction: f
     """
     if not 0 < fraction < 1:
         raise DataError(f"the held-out fraction must be between 0 and 1, got {fraction}")
+
     def group(video: Video) -> tuple[int, str]:  # a group name (gXX) recurs in other classes
         return video.label, video.group or video.id
 

@@ -75,8 +75,8 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
     """Fit ``LinearSVC(multi_class="crammer_singer")`` on ``stream_scores``, choosing C from ``C_grid``.
 
     With ``held_out`` (other videos' stream scores and labels, e.g. the validation split), each C is
-    fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept (the smallest on a
-    tie); otherwise C is chosen by stratified cross-validation on ``stream_scores`` (with fewer
+    fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept (the grid's
+    earliest on a tie); otherwise C is chosen by stratified cross-validation on ``stream_scores`` (with fewer
     samples per class than ``cv_folds`` the folds shrink to what the data allows; a single-value
     grid runs no CV). ``selection_accuracy`` is the accuracy that chose C: on ``held_out``, or the
     mean over the CV folds. Fits that stop at ``max_iter`` before converging are reported in one

@@ -12,7 +12,7 @@ from twostream.errors import StageError
 from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, write_results
 from twostream.runlog import RunLog
-from twostream.scores import Scores, scores_path
+from twostream.scores import Scores, accuracy, scores_path
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,11 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     for method, path in zip(methods, fused_files, strict=True):
         Scores(test.video_ids, test.labels, test_scores[method].astype(np.float32), test.classes).save(path)
 
-    accuracy = {m: float((s.argmax(1) == test.labels).mean()) for m, s in test_scores.items()}
+    test_accuracy = {m: accuracy(s, test.labels) for m, s in test_scores.items()}
     val_accuracy = {}
     if "val" in loaded:
         val_labels = loaded["val"][0].labels
-        val_accuracy = {m: float((s.argmax(1) == val_labels).mean()) for m, s in method_scores("val").items()}
+        val_accuracy = {m: accuracy(s, val_labels) for m, s in method_scores("val").items()}
         if svm is not None:  # never the SVM judged on videos it was fitted on: the accuracy that chose its C
             val_accuracy["fusion_svm"] = svm.selection_accuracy
     per_class = {m: per_class_accuracy(s, test.labels, len(classes)) for m, s in test_scores.items()}
@@ -111,17 +111,17 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
                "num_val_videos": len(loaded["val"][0].labels) if "val" in loaded else 0,
                "chance": 1.0 / len(lists.classes), "svm_C": None if svm is None else svm.C,
                "svm_fit_on": fitted_on,
-               "accuracy": accuracy, "val_accuracy": val_accuracy, "classes": classes,
+               "accuracy": test_accuracy, "val_accuracy": val_accuracy, "classes": classes,
                # JSON has no NaN: a class without test videos is null.
                "per_class_accuracy": {m: [None if np.isnan(a) else float(a) for a in acc]
                                       for m, acc in per_class.items()}}
     json_path, md_path = write_results(results, output_dir)
     print(format_markdown(results))
 
-    run_log.set_summary({f"accuracy/{k}": v for k, v in accuracy.items()}
+    run_log.set_summary({f"accuracy/{k}": v for k, v in test_accuracy.items()}
                         | {f"val_accuracy/{k}": v for k, v in val_accuracy.items()}
                         | {"chance": results["chance"], "svm_C": results["svm_C"]})
-    run_log.log_table("results", ["method", "accuracy"], [[k, v] for k, v in accuracy.items()])
+    run_log.log_table("results", ["method", "accuracy"], [[k, v] for k, v in test_accuracy.items()])
     run_log.log_table("per_class_accuracy", ["class", *test_scores],
                       [[c, *(results["per_class_accuracy"][m][i] for m in test_scores)]
                        for i, c in enumerate(classes)])
