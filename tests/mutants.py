@@ -92,6 +92,9 @@ MUTANTS = [
     Mutant("predict hands the SVM the streams in the wrong order", "twostream/predict.py",
            "for s in run.svm_streams]", "for s in reversed(run.svm_streams)]",
            ("tests/test_predict.py::test_predict_gives_every_test_video_the_run_s_own_scores",)),
+    # same command, same numbers (issue 14)
+    Mutant("a stream's network is built before torch is seeded", "twostream/train/stage.py",
+           "    torch.manual_seed(cfg.seed)\n", "    pass\n", ("tests/test_determinism.py",)),
     # kinds the suite caught before: kept as guards
     Mutant("a flipped flow stack negates y instead of x", "twostream/inputs/transforms.py",
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),
