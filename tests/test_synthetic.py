@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +306,54 @@ def test_invalid_params_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="object_size"):
         generate_synthetic(tmp_path, **{**SMALL_PARAMS, "object_size": SMALL_PARAMS["width"]})
     assert not (tmp_path / "generator.json").exists()
+
+
+def test_other_appearances_and_motions(tmp_path: Path) -> None:
+    """A dataset of other textures and a subset of the motions: its classes are the product in the
+    given order, each texture shows its own colours, the motion is the one named, and a clip of a
+    default class is byte-identical to the default dataset's (its class index is the same)."""
+    params = {**SMALL_PARAMS, "appearances": ["Checker", "Sectors", "Grid", "Halves"], "motions": ["Slide", "Spin"]}
+    root = generate_synthetic(tmp_path / "other", **params)
+    names = [line.split()[1] for line in (root / "splits" / "classInd.txt").read_text().splitlines()]
+    assert names == ["CheckerSlide", "CheckerSpin", "SectorsSlide", "SectorsSpin", "GridSlide", "GridSpin",
+                     "HalvesSlide", "HalvesSpin"]
+    train = (root / "splits" / "trainlist01.txt").read_text().splitlines()
+    assert {int(line.split()[1]) for line in train} == set(range(1, 9))
+    # every texture's colours tell it from every other's (as test_appearance_visible_in_rgb_motion_is_not
+    # checks for the default three)
+    hists = {}
+    for appearance in params["appearances"]:
+        pixels = np.concatenate([object_pixels(f) for f in read_frames(video_path(root, appearance + "Slide", 1, 1))])
+        hist = np.histogramdd(pixels, bins=4, range=[(0, 256)] * 3)[0].ravel()
+        hists[appearance] = hist / hist.sum()
+    for a, b in itertools.combinations(hists, 2):
+        assert np.abs(hists[a] - hists[b]).sum() > 1.5, (a, b)
+    # CheckerSlide is class 0 in both datasets: the same random draw, the same bytes
+    default = generate_synthetic(tmp_path / "default", **SMALL_PARAMS)
+    assert video_path(root, "CheckerSlide", 1, 1).read_bytes() == video_path(default, "CheckerSlide", 1, 1).read_bytes()
+    # CheckerSpin is class 1 here but class 3 in the default set: another draw
+    assert video_path(root, "CheckerSpin", 1, 1).read_bytes() != video_path(default, "CheckerSpin", 1, 1).read_bytes()
+
+
+def test_dataset_generated_before_class_options_is_still_valid(small_root: Path, tmp_path: Path) -> None:
+    """A generator.json without appearances/motions (written before they existed) was generated with
+    the defaults: the default config reuses it, another class set is refused."""
+    root = tmp_path / "old"
+    shutil.copytree(small_root, root)
+    meta = json.loads((root / "generator.json").read_text())
+    for key in ("appearances", "motions"):
+        del meta[key]
+    (root / "generator.json").write_text(json.dumps(meta))
+    mtimes = [p.stat().st_mtime_ns for p in sorted(root.rglob("*.avi"))]
+    assert generate_synthetic(root, **SMALL_PARAMS) == root
+    assert [p.stat().st_mtime_ns for p in sorted(root.rglob("*.avi"))] == mtimes
+    with pytest.raises(ValueError, match="motions"):
+        generate_synthetic(root, **{**SMALL_PARAMS, "motions": ["Slide"]})
+
+
+@pytest.mark.parametrize("key, value", [("appearances", ["Plaid"]), ("motions", ["Slide", "Slide"]),
+                                        ("motions", [])])
+def test_unknown_or_repeated_class_parts_rejected(tmp_path: Path, key: str, value: list[str]) -> None:
+    with pytest.raises(ValueError, match=f"{key} must be distinct names of"):
+        generate_synthetic(tmp_path, **{**SMALL_PARAMS, key: value})
+    assert not list(tmp_path.iterdir())

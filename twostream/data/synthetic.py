@@ -1,6 +1,7 @@
 """Built-in synthetic action dataset: real MJPG videos plus UCF-101-style split files.
 
-Every class is one cell of an APPEARANCE x MOTION grid, so a single RGB frame identifies the
+Every class is one cell of an APPEARANCE x MOTION grid (by default Checker, Stripes, Dots x the four
+motions below; ``appearances`` and ``motions`` choose others, e.g. a second dataset with other looks), so a single RGB frame identifies the
 appearance but not the motion, while optical flow identifies the motion but not the appearance
 (all objects share one shape and size). Only the two streams together can name the class, which
 is exactly what two-stream fusion should exploit.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -39,15 +40,22 @@ from twostream.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
 
+# The default appearances and motions (the embedded dataset's 12 classes).
 APPEARANCES = ("Checker", "Stripes", "Dots")
 MOTIONS = ("Slide", "Shuttle", "Accelerate", "Spin")
-# Appearance-major, as written to classInd.txt.
-CLASSES = tuple(a + m for a in APPEARANCES for m in MOTIONS)
-
-# RGB colour pairs of the textures: saturated, so that appearance stands out from the grey background.
-_CHECKER_COLOURS = ((220, 30, 30), (245, 245, 245))
-_STRIPE_COLOURS = ((30, 200, 60), (15, 15, 15))
-_DOT_COLOURS = ((240, 220, 40), (30, 60, 225))
+# RGB colour pairs of each texture: saturated, so that appearance stands out from the grey background.
+# The last three appear in no default class: a dataset made of them looks different from the default
+# one (e.g. pre-training data, or a second task), while every texture still shows rotation.
+TEXTURE_COLOURS = {
+    "Checker": ((220, 30, 30), (245, 245, 245)),
+    "Stripes": ((30, 200, 60), (15, 15, 15)),
+    "Dots": ((240, 220, 40), (30, 60, 225)),
+    "Sectors": ((250, 140, 0), (90, 0, 160)),
+    "Grid": ((0, 200, 200), (120, 40, 0)),
+    "Halves": ((255, 105, 180), (0, 90, 0)),
+}
+# A generator.json written before a field existed was generated with the field's default.
+_PREDATING = {"appearances": list(APPEARANCES), "motions": list(MOTIONS)}
 # Texture periods per object diameter: coarse enough to survive JPEG at 16 px, fine enough to show spin.
 _TEXTURE_PERIODS = 4
 # Supersampling factor for anti-aliased texture and disc edge.
@@ -78,6 +86,9 @@ class SyntheticParams:
         shuttle_period_range: [min, max] Shuttle period (there and back) in frames.
         background_blur: Gaussian sigma in px of the low-pass noise background (texture scale).
         jpeg_quality: MJPG quality, 1..100.
+        appearances: the textures (keys of ``TEXTURE_COLOURS``), in class order.
+        motions: the motions (of ``MOTIONS``), in class order; the classes are every appearance
+            with every motion, appearance-major (:meth:`classes`).
 
     Values are cast to their field's type (a config may pass 6.0 for an int, OmegaConf lists for
     ranges), so they compare equal to what ``generator.json`` stores; invalid values raise ConfigError.
@@ -98,12 +109,20 @@ class SyntheticParams:
     shuttle_period_range: list[float]
     background_blur: float
     jpeg_quality: int
+    appearances: list[str] = field(default_factory=lambda: list(APPEARANCES))
+    motions: list[str] = field(default_factory=lambda: list(MOTIONS))
 
     def __post_init__(self) -> None:
         for name, kind in get_type_hints(type(self)).items():
             value = getattr(self, name)
-            object.__setattr__(self, name, [float(v) for v in value] if kind == list[float] else kind(value))
+            if kind in (list[float], list[str]):
+                value = [kind.__args__[0](v) for v in value]
+            object.__setattr__(self, name, kind(value) if kind in (int, float) else value)
         _validate(self)
+
+    def classes(self) -> tuple[str, ...]:
+        """The class names, appearance-major, as written to classInd.txt (e.g. ``CheckerSlide``)."""
+        return tuple(a + m for a in self.appearances for m in self.motions)
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as ``generator.json`` stores them (with the format version)."""
@@ -129,16 +148,17 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
     root = Path(root)
     p = SyntheticParams(**params)
     n_groups, n_clips, seed = p.groups_per_class, p.clips_per_group, p.seed
+    classes = p.classes()
     videos = {
         (ci, g, c): root / "videos" / name / video_name(name, g, c)
-        for ci, name in enumerate(CLASSES)
+        for ci, name in enumerate(classes)
         for g in range(1, n_groups + 1)
         for c in range(1, n_clips + 1)
     }
 
     meta_path = root / "generator.json"
     if meta_path.exists():
-        old = json.loads(meta_path.read_text())
+        old = {**_PREDATING, **json.loads(meta_path.read_text())}
         wanted = p.to_json()
         diff = sorted(k for k in old.keys() | wanted.keys() if old.get(k) != wanted.get(k))
         if diff:
@@ -150,17 +170,19 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
         if all(path.exists() for path in videos.values()):
             return root
 
-    for ci, name in enumerate(CLASSES):
+    for ci in range(len(classes)):
         for g in range(1, n_groups + 1):
             # Clips of group g share its background, like the scene of a UCF-101 group, and so do
             # all classes: a background then says nothing about the class, so a net cannot learn
             # to recognise training scenes instead of appearance or motion.
             background = _background(p, np.random.default_rng([seed, 0, g]))
             for c in range(1, n_clips + 1):
-                frames = _render_clip(p, name, background, np.random.default_rng([seed, 1, ci, g, c]))
+                appearance, motion = divmod(ci, len(p.motions))
+                frames = _render_clip(p, p.appearances[appearance], p.motions[motion], background,
+                                      np.random.default_rng([seed, 1, ci, g, c]))
                 _write_video(videos[ci, g, c], frames, p.fps, p.jpeg_quality)
 
-    _write_splits(root / "splits", n_groups, n_clips, p.test_groups)
+    _write_splits(root / "splits", classes, n_groups, n_clips, p.test_groups)
     # Written last: its presence marks a complete dataset, so an interrupted run is simply redone.
     tmp = meta_path.with_name(meta_path.name + ".tmp")
     tmp.write_text(json.dumps(p.to_json(), indent=2) + "\n")
@@ -169,6 +191,12 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
 
 
 def _validate(p: SyntheticParams) -> None:
+    for key, available in (("appearances", tuple(TEXTURE_COLOURS)), ("motions", MOTIONS)):
+        names = getattr(p, key)
+        unknown = [n for n in names if n not in available]
+        if not names or unknown or len(set(names)) != len(names):
+            raise ConfigError(f"synthetic dataset: {key} must be distinct names of {', '.join(available)}; "
+                              f"got {names}")
     for key in ("speed_range", "spin_range", "shuttle_period_range"):
         lo_hi = getattr(p, key)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
@@ -221,17 +249,23 @@ def _object_sprite(appearance: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     k = _TEXTURE_PERIODS
     if appearance == "Checker":
         first = (np.floor(u * k) + np.floor(v * k)) % 2 == 0
-        colours = _CHECKER_COLOURS
     elif appearance == "Stripes":
         first = np.floor((u + v) * k) % 2 == 0
-        colours = _STRIPE_COLOURS
+    elif appearance == "Sectors":
+        first = np.floor((np.arctan2(v, u) / (2 * math.pi) + 0.5) * 2 * k) % 2 == 0
+    elif appearance == "Grid":
+        # Thin lines of the second colour every 1/k diameter in both directions.
+        first = np.minimum((u * k) % 1, (v * k) % 1) > 0.25
+    elif appearance == "Halves":
+        # Two halves and a dot off the centre: the dot shows a spin even along the dividing line.
+        first = (u > 0) ^ ((u + 0.2) ** 2 + (v - 0.2) ** 2 < 0.1**2)
     else:
         # Dots on a (k - 1)-grid so one dot sits at the centre and the rest show the rotation.
         cell = 1.0 / (k - 1)
         du = (u / cell + 0.5) % 1 - 0.5
         dv = (v / cell + 0.5) % 1 - 0.5
         first = du**2 + dv**2 > 0.3**2
-        colours = _DOT_COLOURS
+    colours = TEXTURE_COLOURS[appearance]
     rgb = np.where(first[..., None], np.float32(colours[0]), np.float32(colours[1])).astype(np.float32)
     alpha = (u**2 + v**2 <= 0.25).astype(np.float32)
     rgb = cv2.resize(rgb * alpha[..., None], (size, size), interpolation=cv2.INTER_AREA)
@@ -272,11 +306,9 @@ def _object_track(p: SyntheticParams, motion: str, rng: np.random.Generator) -> 
 
 
 def _render_clip(
-    p: SyntheticParams, class_name: str, background: np.ndarray, rng: np.random.Generator
+    p: SyntheticParams, appearance: str, motion: str, background: np.ndarray, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Render the RGB uint8 frames of one clip."""
-    appearance = next(a for a in APPEARANCES if class_name.startswith(a))
-    motion = class_name[len(appearance) :]
+    """Render the RGB uint8 frames of one clip of ``appearance`` moving by ``motion``."""
     h, w, size = p.height, p.width, p.object_size
     t = np.arange(p.num_frames, dtype=np.float64)
 
@@ -322,12 +354,13 @@ def _write_video(path: Path, frames_rgb: list[np.ndarray], fps: int, quality: in
     os.replace(tmp, path)
 
 
-def _write_splits(folder: Path, groups_per_class: int, clips_per_group: int, test_groups: int) -> None:
+def _write_splits(folder: Path, classes: tuple[str, ...], groups_per_class: int, clips_per_group: int,
+                  test_groups: int) -> None:
     """Write classInd.txt, trainlist01.txt (with 1-based labels) and testlist01.txt like UCF-101."""
     folder.mkdir(parents=True, exist_ok=True)
     first_test = groups_per_class - test_groups + 1
     train, test = [], []
-    for label, name in enumerate(CLASSES, start=1):
+    for label, name in enumerate(classes, start=1):
         for g in range(1, groups_per_class + 1):
             for c in range(1, clips_per_group + 1):
                 rel = f"{name}/{video_name(name, g, c)}"
@@ -336,7 +369,7 @@ def _write_splits(folder: Path, groups_per_class: int, clips_per_group: int, tes
                 else:
                     train.append(f"{rel} {label}")
     files = {
-        "classInd.txt": [f"{label} {name}" for label, name in enumerate(CLASSES, start=1)],
+        "classInd.txt": [f"{label} {name}" for label, name in enumerate(classes, start=1)],
         "trainlist01.txt": train,
         "testlist01.txt": test,
     }
