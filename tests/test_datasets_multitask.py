@@ -115,3 +115,26 @@ def test_batches_carry_their_dataset_and_each_head_learns_only_from_it(tmp_path)
     assert not torch.equal(head_grads(hmdb_changed)[0], grads[0])
     assert torch.equal(head_grads(ucf_changed)[0], grads[0])  # and the HMDB head never saw UCF labels
     assert not torch.equal(head_grads(ucf_changed)[1], grads[1])
+
+
+def test_merged_labels_are_one_head_over_both_label_sets(tmp_path):
+    """merge_labels: the paper's "classes added" row: the evaluated dataset's classes, then the
+    other's with their labels shifted after them; all training videos; the evaluated test videos."""
+    make_both(tmp_path)
+    separate = load_split_lists(multitask_cfg(tmp_path))
+    merged = load_split_lists(multitask_cfg(tmp_path, "dataset.merge_labels=true"))
+    assert not isinstance(merged, MultiTaskLists)
+    assert merged.classes == list(HMDB) + list(UCF)
+    assert merged.test == separate.test and merged.val == separate.val
+    shifted = [(v.id, v.label + len(HMDB)) for v in separate.others[0].train]
+    assert [(v.id, v.label) for v in merged.train] == [(v.id, v.label) for v in separate.train] + shifted
+    assert all(merged.classes[v.label] in UCF for v in merged.train[len(separate.train):])
+
+
+def test_merging_datasets_that_share_a_class_name_is_refused(tmp_path):
+    make_both(tmp_path)
+    (tmp_path / "hmdb51/clap").rename(tmp_path / "hmdb51/Jump")  # an HMDB-51 class named as a UCF-101 one
+    splits = tmp_path / "testTrainMulti_7030_splits"
+    (splits / "clap_test_split1.txt").rename(splits / "Jump_test_split1.txt")
+    with pytest.raises(ValueError, match=r"share class names \(Jump\)"):
+        load_split_lists(multitask_cfg(tmp_path, "dataset.merge_labels=true"))

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ TRAIN = OmegaConf.create({"batch_size": 4, "momentum": 0.9, "weight_decay": 5e-4
                           "multiscale": None,
                           "runtime": {"num_workers": 0, "resume": True, "amp": False, "channels_last": False}})
 SETTINGS = {"stream": {"L": 2}}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_model(in_channels=4, dropout=0.5, seed=0, classes_per_task=(3,)):
@@ -171,3 +173,51 @@ def test_two_process_multitask_ddp_step_equals_single_process_step(tmp_path):
     ddp_state = torch.load(tmp_path / "ddp.pt")
     for name, value in single.state_dict().items():
         torch.testing.assert_close(ddp_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_last_layer_training_changes_the_heads_only(flow_cache, tmp_path):
+    """stream_model with trainable=last (how the train stage builds a stream) on pretrained weights:
+    after an epoch every trunk tensor, batch-norm statistics included, is the file's, the head has
+    moved, and the trunk's dropout still acted (two forward passes in training mode differ)."""
+    from twostream.inputs.datasets import FrameSource
+    from twostream.train.stage import stream_model
+
+    cache, videos = flow_cache
+    model_cfg = OmegaConf.merge(MODEL, {"norm": "batch"})
+    torch.manual_seed(5)
+    pretrained = build_model(model_cfg, in_channels=3, classes_per_task=[7], input_size=64, dropout=0.5,
+                             is_flow=False)
+    pretrained.train()(torch.randn(8, 3, 64, 64))  # batch-norm statistics away from their initial values
+    path = tmp_path / "pretrained.pt"
+    torch.save({"model": pretrained.state_dict()}, path)
+    cfg = OmegaConf.create({"model": OmegaConf.merge(model_cfg, {"pretrained": str(path)}), "train": TRAIN})
+    stream_cfg = OmegaConf.create({"dropout": 0.9, "trainable": "last"})
+    source = FrameSource(cache)
+    net = stream_model(cfg, stream_cfg, source, [3])
+    head_before = net.heads[0].weight.detach().clone()
+    train_stream(net, source, videos, train_cfg=TRAIN, lr=0.1, epochs=1, checkpoint=tmp_path / "ck.pt",
+                 device=torch.device("cpu"), seed=0, on_epoch=lambda stats: None, settings=SETTINGS,
+                 progress=False)
+    trunk_file = {k.removeprefix("trunk."): v for k, v in pretrained.state_dict().items() if k.startswith("trunk.")}
+    trunk_now = net.trunk.state_dict()
+    assert trunk_now.keys() == trunk_file.keys() and any("running_mean" in k for k in trunk_now)
+    for key, value in trunk_file.items():
+        torch.testing.assert_close(trunk_now[key], value, rtol=0, atol=0, msg=key)
+    assert not torch.equal(net.heads[0].weight, head_before)
+    net.train()
+    x = torch.randn(4, 3, 64, 64)
+    assert not torch.equal(net(x), net(x))  # dropout on the features in training mode
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
+def test_last_layer_training_without_pretrained_weights_is_refused_before_work():
+    from hydra import compose, initialize_config_dir
+
+    from twostream.checks import check_config
+    from twostream.errors import ConfigError
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose(config_name="config", overrides=["streams.spatial.trainable=last", "paths.output_dir=."])
+    with pytest.raises(ConfigError, match=r"streams.spatial.trainable.*needs model.pretrained"):
+        check_config(cfg)

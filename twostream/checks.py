@@ -36,6 +36,7 @@ from twostream.train.stage import checkpoint_path
 
 STAGES = ("extract", "train", "test", "fuse")
 INPUTS = ("rgb", "flow")
+TRAINABLE = ("all", "last")
 ARCHS = ("cnn_m_2048", *TORCHVISION_ARCHS)
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 TEST_CROPS = (1, 10)
@@ -260,6 +261,9 @@ def _check_streams(problems: _Problems, streams: dict[str, Any], cfg: DictConfig
         problems.number(stream, "dropout", prefix, lambda v: 0 <= v < 1, "in [0, 1)")
         problems.number(stream, "lr", prefix, lambda v: v > 0, "> 0")
         problems.integer(stream, "epochs", prefix, low=1)
+        if problems.choice(stream, "trainable", prefix, TRAINABLE) and stream["trainable"] == "last":
+            problems.need(bool(cfg.model.get("pretrained")), prefix + "trainable", "last",
+                          "needs model.pretrained (weights for the layers that do not train)")
         if not problems.choice(stream, "input", prefix, INPUTS) or stream["input"] != "flow":
             continue
         problems.choice(stream, "stacking", prefix, STACKING_MODES)

@@ -1,5 +1,6 @@
 """Turn the ``dataset`` config into the split's video lists, checking them before any work."""
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,20 @@ def _folder_lists(dataset_cfg: Any) -> SplitLists:
     return split_videos(classes, videos, dataset_cfg.test_fraction, dataset_cfg.split_seed)
 
 
+def merged_labels(lists: MultiTaskLists) -> SplitLists:
+    """One label set over every task's classes (the evaluated dataset's first, the others' after them):
+    all tasks' training videos; the evaluated dataset's validation and test videos."""
+    classes, train = list(lists.classes), list(lists.train)
+    for task in lists.others:
+        shared = set(classes) & set(task.classes)
+        if shared:
+            raise DataError(f"dataset.merge_labels: the datasets share class names ({', '.join(sorted(shared))}); "
+                            "merging would make them one class")
+        train += [dataclasses.replace(v, label=v.label + len(classes)) for v in task.train]
+        classes += task.classes
+    return SplitLists(classes, train, lists.test, lists.val)
+
+
 def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLists:
     """``dataset.tasks`` (name -> a dataset config) loaded, ``dataset.evaluate`` first."""
     tasks = dataset_cfg.tasks
@@ -64,7 +79,8 @@ def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLis
 
 
 def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> SplitLists:
-    """The train/validation/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first.
+    """The train/validation/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first;
+    a multi-task dataset's tasks merged into one label set with ``dataset_cfg.merge_labels``.
 
     With ``dataset_cfg.validation`` (``fraction``, ``seed``), that fraction of each class's training
     groups becomes the validation split (:mod:`twostream.data.validation`); without it ``val`` is empty.
@@ -73,7 +89,10 @@ def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> Split
     """
     lists = _official_lists(dataset_cfg, listing_dir)
     validation = dataset_cfg.get("validation")
-    return lists if validation is None else hold_out_validation(lists, validation.fraction, validation.seed)
+    if validation is not None:
+        lists = hold_out_validation(lists, validation.fraction, validation.seed)
+    # merged after the hold-out, so that validation holds the evaluated dataset's videos only
+    return merged_labels(lists) if dataset_cfg.get("merge_labels") else lists
 
 
 def _official_lists(dataset_cfg: Any, listing_dir: Path | None) -> SplitLists:

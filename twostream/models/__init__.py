@@ -24,6 +24,24 @@ class StreamNet(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.heads = nn.ModuleList(nn.Linear(feature_dim, c) for c in classes_per_task)
+        self.trunk_frozen = False
+
+    def freeze_trunk(self) -> None:
+        """Train the heads only (the paper's "last layer" training): the trunk's weights get no
+        gradient and its batch-norm statistics stay as loaded; its dropout still acts in training,
+        on the features the heads see, as in the paper's rows with dropout 0.5 and 0.9."""
+        self.trunk_frozen = True
+        self.trunk.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "StreamNet":
+        """``nn.Module.train``, keeping a frozen trunk's batch norms in evaluation mode."""
+        super().train(mode)
+        if self.trunk_frozen:
+            for module in self.trunk.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None
                 ) -> torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]]:

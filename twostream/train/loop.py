@@ -60,8 +60,9 @@ class EpochStats:
 
 def make_optimizer(model: nn.Module, train_cfg: Any, lr: float, epochs: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD + momentum, the learning rate divided by ``lr_gamma`` at the configured epoch fractions."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=train_cfg.momentum,
+    """SGD + momentum on the parameters that train (not a frozen trunk's), the learning rate divided by
+    ``lr_gamma`` at the configured epoch fractions."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=train_cfg.momentum,
                                 weight_decay=train_cfg.weight_decay)
     milestones = sorted({max(1, round(f * epochs)) for f in train_cfg.lr_decay_at})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=train_cfg.lr_gamma)

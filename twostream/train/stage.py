@@ -38,9 +38,13 @@ def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
 
 def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource,
                  classes_per_task: Sequence[int]) -> StreamNet:
-    """The stream's network, sized for its input channels and the training crop; one head per task."""
-    return build_model(cfg.model, in_channels=source.in_channels, classes_per_task=classes_per_task,
-                       input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
+    """The stream's network, sized for its input channels and the training crop; one head per task
+    (the only part that trains with ``trainable: last``)."""
+    model = build_model(cfg.model, in_channels=source.in_channels, classes_per_task=classes_per_task,
+                        input_size=cfg.train.crop_size, dropout=stream_cfg.dropout, is_flow=source.is_flow)
+    if stream_cfg.trainable == "last":
+        model.freeze_trunk()
+    return model
 
 
 def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictConfig, InputSource, StreamNet]:
@@ -64,7 +68,10 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
 def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
     """What a stream's trained weights depend on: resuming or testing with other values is refused."""
     train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
-    return {"stream": OmegaConf.to_container(cfg.streams[stream], resolve=True),
+    stream_settings = OmegaConf.to_container(cfg.streams[stream], resolve=True)
+    if stream_settings.get("trainable") == "all":
+        del stream_settings["trainable"]  # as checkpoints made before the setting existed, which trained all
+    return {"stream": stream_settings,
             "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
             "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root),
                         # which training videos were held out for validation (None: none)
