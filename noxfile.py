@@ -1,4 +1,5 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`,
+`nox -s gpu`."""
 
 import nox
 
@@ -46,3 +47,10 @@ def bench_flow(session: nox.Session) -> None:
     """Flow estimators side by side: EPE on many kinds of known motion, worst case, pairs/s (options after --)."""
     session.install("-e", ".")
     session.run("python", "experiments/flow_benchmark/benchmark.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check: tvl1, extraction, training speed, bf16 (experiments/gpu; options after --)."""
+    session.install("-e", ".")
+    session.run("python", "experiments/gpu/benchmark.py", *(session.posargs or ["--out", "experiments/gpu/table.md"]))

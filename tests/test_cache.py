@@ -1,11 +1,15 @@
 """The Zarr frame/flow cache: read-back in both directions and codecs, atomic writes, fingerprints."""
 
 import json
+import threading
+import time
 
+import imagecodecs
 import numpy as np
 import pytest
 import zarr
 
+from twostream.cache.codecs import JpegCodec
 from twostream.cache.shards import ShardedArray
 from twostream.cache.store import COMPLETE, CacheLayout, CacheMismatchError, FlowCache
 from twostream.flow import dequantize, quantize
@@ -88,6 +92,40 @@ def test_jpeg_chunks_read_back_close_and_as_zarr_reads_them(tmp_path):
     # ...and JPEG q95 keeps smooth flow within about one quantisation step.
     error = np.abs(got.astype(int) - flow)
     assert error.mean() < 0.5 and error.max() <= 3
+
+
+def test_jpeg_chunks_are_encoded_at_once_in_threads_and_stored_as_a_serial_encoder_makes_them(tmp_path, monkeypatch):
+    flow = smooth_flow(t=9)
+    frames = np.zeros((10, 32, 40, 3), np.uint8)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    encode = JpegCodec.encode_chunk
+
+    def watched(self, chunk):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)  # long enough for the chunks' encodings to overlap, if they can
+        try:
+            return encode(self, chunk)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(JpegCodec, "encode_chunk", watched)
+    cache = FlowCache(tmp_path / "c.zarr", FINGERPRINT, writable=True,
+                      layout=CacheLayout(JPEG, JPEG, flows_per_chunk=1, frames_per_chunk=1))
+    cache.write_video("v", frames, flow, source=SOURCE)
+    assert most[0] > 1
+    # the shard file: the chunks, then (offset, nbytes) per chunk and a crc32c; each chunk is the JPEG
+    # that libjpeg-turbo makes of that field alone
+    (shard,) = (p for p in (tmp_path / "c.zarr" / "videos" / "v" / "flow_fwd").rglob("*")
+                if p.is_file() and p.name != "zarr.json")
+    data = shard.read_bytes()
+    index = np.frombuffer(data[-(16 * len(flow) + 4):-4], "<u8").reshape(-1, 2)
+    for field, (offset, nbytes) in zip(flow, index, strict=True):
+        expected = imagecodecs.jpeg8_encode(field.reshape(-1, field.shape[-1]), level=95, optimize=True)
+        assert data[offset:offset + nbytes] == bytes(expected)
 
 
 def test_sharded_array_rejects_a_layout_it_does_not_know(tmp_path):

@@ -57,6 +57,8 @@ def problems(*overrides: str) -> str:
     (["train.runtime.val_positions=0"], "train.runtime.val_positions=0: an integer >= 1"),
     (["flow=dis", "flow.name=raft"], "flow.name='raft': one of 'brox', 'deepflow', 'dis'"),
     (["flow.batch_size=0"], "flow.batch_size=0: an integer >= 1"),
+    (["flow=dis", "flow.batch_size=auto"], "flow.batch_size='auto': an integer >= 1"),
+    (["flow=tvl1", "flow.batch_size=0"], "flow.batch_size=0: auto or an integer >= 1"),
     (["cache.bound=-2"], "cache.bound=-2: a number > 0 (pixels)"),
     (["cache.flow_codec.name=png"], "cache.flow_codec.name='png': one of 'jpeg', 'zstd'"),
     (["cache.flow_codec.level=101"], "cache.flow_codec.level=101: an integer from 1 to 100"),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from twostream.data.video import read_frames
-from twostream.flow import get_estimator
+from twostream.flow import batch_pairs, get_estimator
 from twostream.flow.groundtruth import (
     affine_flow,
     endpoint_error,
@@ -19,7 +19,13 @@ from twostream.flow.groundtruth import (
     smooth_random_flow,
     warp_to_prev,
 )
-from twostream.flow.tvl1 import bicubic_sample, image_gradient, median_filter, median_filter_torch
+from twostream.flow.tvl1 import (
+    bicubic_sample,
+    image_gradient,
+    median_filter,
+    median_filter_torch,
+    pairs_that_fit,
+)
 
 # small and quick: three levels, few warps; eager torch (the compiled kernels are checked once below)
 FAST = dict(tau=0.25, lambda_=0.15, theta=0.3, scales=3, scale_step=0.5, warps=3, iterations=50,
@@ -185,6 +191,56 @@ def test_median_filter_opencv_and_torch_paths_agree():
     u = torch.from_numpy(np.random.default_rng(1).normal(0, 2, (2, 2, 17, 23)).astype(np.float32))
     assert torch.equal(median_filter(u, 5), median_filter_torch(u, 5))
     assert torch.equal(median_filter(u, 3), median_filter_torch(u, 3))
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_median_by_rank_selection_equals_the_median_of_unfolded_windows(size):
+    rng = np.random.default_rng(size)
+    smooth = rng.normal(0, 2, (2, 2, 13, 19))
+    ties = rng.integers(-2, 3, (2, 2, 13, 19))  # five values: most windows hold repeated medians
+    for values in (smooth, ties):
+        u = torch.from_numpy(values.astype(np.float32))
+        r = size // 2
+        windows = F.unfold(F.pad(u, (r, r, r, r), mode="replicate"), size).view(2, 2, size * size, 13, 19)
+        assert torch.equal(median_filter_torch(u, size), windows.median(dim=2).values)
+
+
+def test_reading_convergence_less_often_gives_the_same_flow(textured_image):
+    # what cuda_check_every does on a GPU, here on the CPU: frozen pairs do not move, so only the
+    # number of idle steps changes; the pairs converge after different numbers of steps
+    prev = np.stack([textured_image, textured_image])
+    nxt = np.stack([np.roll(textured_image, 1, axis=1), np.roll(textured_image, 3, axis=0)])
+    every_step = get_estimator("tvl1", **FAST)
+    assert every_step.check_every == 1  # the CPU reads convergence after each step (free there)
+    sparse = get_estimator("tvl1", **dict(FAST, cuda_check_every=7))
+    sparse.check_every = 7
+    assert np.array_equal(sparse(prev, nxt), every_step(prev, nxt))
+
+
+def test_steps_stop_at_the_first_read_after_every_pair_converged(textured_image, monkeypatch):
+    est = get_estimator("tvl1", **dict(FAST, scales=1, warps=1, iterations=200, median_filter=0))
+    steps = {}
+    for every in (1, 7):
+        est.check_every, calls = every, []
+        step = est._step
+        monkeypatch.setattr(est, "_step", lambda *args, step=step, calls=calls: calls.append(1) or step(*args))
+        est(textured_image[None], np.roll(textured_image, 1, axis=1)[None])
+        steps[every] = len(calls)
+    assert steps[1] < 200  # converged before the limit
+    assert steps[7] == -(-steps[1] // 7) * 7  # ... and stopped at the next multiple of 7
+
+
+def test_auto_batch_size_on_the_cpu_is_the_chunk_it_solves_at_once():
+    est = get_estimator("tvl1", **dict(FAST, cpu_chunk=3))
+    assert batch_pairs(est, "auto", 256, 340) == 3 and batch_pairs(est, 16, 256, 340) == 16
+    with pytest.raises(ValueError, match="flow.batch_size=auto needs.*tvl1"):
+        batch_pairs(get_estimator("dis", preset="fast"), "auto", 256, 340)
+
+
+def test_pairs_that_fit_the_memory_budget():
+    assert pairs_that_fit(10 * 2**30, 2**30) == 10
+    assert pairs_that_fit(10 * 2**30 - 1, 2**30) == 9
+    assert pairs_that_fit(2**20, 2**30) == 1  # a batch cannot be smaller than one pair
 
 
 def test_invalid_parameters_are_named():

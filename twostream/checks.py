@@ -26,7 +26,7 @@ from twostream.data.splits import SPLITS
 from twostream.data.synthetic import SyntheticParams
 from twostream.devices import resolve_device
 from twostream.errors import ConfigError, UserError
-from twostream.flow import ESTIMATORS, estimator_kwargs, get_estimator
+from twostream.flow import ESTIMATORS, SIZES_OWN_BATCHES, estimator_kwargs, get_estimator
 from twostream.inputs.stacking import STACKING_MODES
 from twostream.models import TORCHVISION_ARCHS
 from twostream.models.cnn_m import CNNM2048
@@ -192,7 +192,12 @@ def _check_dataset(problems: _Problems, dataset: DictConfig, prefix: str) -> Non
 
 
 def _check_flow(problems: _Problems, flow: dict[str, Any]) -> None:
-    if problems.choice(flow, "name", "flow.", sorted(ESTIMATORS)):
+    if not problems.choice(flow, "name", "flow.", sorted(ESTIMATORS)):
+        return
+    if flow["name"] in SIZES_OWN_BATCHES:
+        problems.need(flow.get("batch_size") == "auto" or (_is_int(flow.get("batch_size")) and flow["batch_size"] >= 1),
+                      "flow.batch_size", flow.get("batch_size"), "auto or an integer >= 1")
+    else:
         problems.integer(flow, "batch_size", "flow.", low=1)
 
 

@@ -37,7 +37,7 @@ from hydra import compose, initialize_config_dir
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # cases.py beside this script
 from cases import CASES, HELD_OUT, TUNE, TUNING_CLIP, Case, PairSet, make_pairs, smooth  # noqa: E402
 
-from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator  # noqa: E402
+from twostream.flow import FlowEstimator, batch_pairs, estimator_kwargs, get_estimator  # noqa: E402
 from twostream.flow.groundtruth import endpoint_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,9 +79,10 @@ def build_rows(rows: dict[str, list[str]]) -> list[Row]:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         for label, overrides in rows.items():
             flow = compose(config_name="config", overrides=overrides).flow
-            row = Row(label, " ".join(overrides), batch_size=int(flow.batch_size))
+            row = Row(label, " ".join(overrides))
             try:
                 row.estimator = get_estimator(flow.name, **estimator_kwargs(flow))
+                row.batch_size = batch_pairs(row.estimator, flow.batch_size, *SPEED_CASE.size[::-1])
             except RuntimeError as error:  # e.g. brox without an OpenCV built with CUDA
                 row.unavailable = str(error).split(";")[0]
             built.append(row)

@@ -7,8 +7,14 @@ array-to-bytes codec (``"twostream.jpeg"``) that stores one chunk as one JPEG im
 chunk (n, 2, H, W) as an (n*2*H, W) grey image, a frame chunk (n, H, W, 3) as an (n*H, W, 3)
 RGB image. It is registered with Zarr when this module is imported, so reading a cache with
 plain ``zarr`` needs ``import twostream.cache`` first.
+
+Zarr encodes the chunks of a shard concurrently on its event loop; the codec hands each chunk to a
+thread (as Zarr's own zstd codec does), where libjpeg-turbo runs without the GIL, so a video's
+chunks are compressed on all cores. Each chunk is encoded alone, so the bytes are those of a
+serial encoder.
 """
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -81,7 +87,7 @@ class JpegCodec(ArrayBytesCodec):
         return chunk_spec.prototype.buffer.from_bytes(self.encode_chunk(chunk_array.as_numpy_array()))
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        return self._encode_sync(chunk_array, chunk_spec)
+        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("JPEG output size depends on the content")

@@ -36,7 +36,7 @@ from twostream.data.catalog import videos_to_extract
 from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
-from twostream.flow import FlowEstimator, estimator_kwargs, get_estimator
+from twostream.flow import FlowEstimator, batch_pairs, estimator_kwargs, get_estimator
 from twostream.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ExtractSettings:
 
     estimator: str
     params: Mapping[str, Any]  # every keyword argument of the estimator (flow params + runtime)
-    batch_size: int
+    batch_size: int | str  # pairs per estimator call, or "auto" (the estimator sizes it to its device)
     short_side: int | None
     backward: bool = False
     min_decoded_fraction: float | None = None  # of the frames a video's header promises
@@ -96,13 +96,15 @@ def select_shard(videos: Sequence[Video], shard: str | None) -> list[Video]:
     return unique if parsed is None else unique[parsed[0]::parsed[1]]
 
 
-def video_flow(frames: np.ndarray, estimator: FlowEstimator, batch_size: int,
+def video_flow(frames: np.ndarray, estimator: FlowEstimator, batch_size: int | str,
                direction: str = "fwd") -> np.ndarray:
     """Flow between consecutive frames in batches of pairs: (T, H, W, 3) -> float32 (T-1, 2, H, W).
 
     ``"fwd"``: field t is the flow from frame t to t+1; ``"bwd"``: from frame t+1 to frame t.
+    ``batch_size`` ``"auto"`` lets the estimator size the batches (:func:`twostream.flow.batch_pairs`).
     """
     first, second = (frames[:-1], frames[1:]) if direction == "fwd" else (frames[1:], frames[:-1])
+    batch_size = batch_pairs(estimator, batch_size, *frames.shape[1:3])
     return np.concatenate([estimator(first[i:i + batch_size], second[i:i + batch_size])
                            for i in range(0, len(first), batch_size)])
 

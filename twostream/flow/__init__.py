@@ -12,10 +12,11 @@ the vertical (y) one, in pixels, from ``prev`` to ``nxt`` (``nxt[y + v, x + u] ~
 from collections.abc import Mapping
 from typing import Any
 
-from twostream.flow.estimators import ESTIMATORS, FlowEstimator, get_estimator
+from twostream.flow.estimators import ESTIMATORS, SIZES_OWN_BATCHES, FlowEstimator, batch_pairs, get_estimator
 from twostream.flow.quantize import dequantize, quantize
 
-__all__ = ["ESTIMATORS", "FlowEstimator", "dequantize", "estimator_kwargs", "get_estimator", "quantize"]
+__all__ = ["ESTIMATORS", "SIZES_OWN_BATCHES", "FlowEstimator", "batch_pairs", "dequantize", "estimator_kwargs",
+           "get_estimator", "quantize"]
 
 
 def estimator_kwargs(flow_cfg: Mapping[str, Any]) -> dict[str, Any]:

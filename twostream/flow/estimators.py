@@ -110,6 +110,21 @@ def tvl1(**params: Any) -> FlowEstimator:
     return TVL1(**params)
 
 
+SIZES_OWN_BATCHES = frozenset({"tvl1"})  # estimators that take flow.batch_size=auto (auto_batch_size)
+
+
+def batch_pairs(estimator: FlowEstimator, batch_size: int | str, height: int, width: int) -> int:
+    """``flow.batch_size`` as a number of pairs of ``height`` x ``width`` frames: an integer as it is;
+    ``auto`` as the estimator sizes it to its device (:meth:`twostream.flow.tvl1.TVL1.auto_batch_size`)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    auto_batch_size = getattr(estimator, "auto_batch_size", None)
+    if auto_batch_size is None:
+        raise ValueError(f"flow.batch_size=auto needs an estimator that sizes its own batches "
+                         f"({', '.join(sorted(SIZES_OWN_BATCHES))}); give an integer")
+    return int(auto_batch_size(height, width))
+
+
 ESTIMATORS: dict[str, Callable[..., FlowEstimator]] = {
     "brox": brox, "deepflow": deepflow, "dis": dis, "farneback": farneback, "opencv_tvl1": opencv_tvl1,
     "tvl1": tvl1,

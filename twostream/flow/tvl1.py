@@ -20,7 +20,11 @@ that alternate, for each pixel and each pair of the batch at once:
 Large motion is handled coarse to fine: an image pyramid (``scales`` levels, each ``scale_step`` times
 the size of the one above), ``warps`` re-linearisations per level, at most ``iterations`` steps per
 warp; a pair stops (its state is frozen) once the mean squared change of its ``u`` in one step is
-below ``epsilon^2``, so its flow does not depend on the other pairs of the batch. A
+below ``epsilon^2``, so its flow does not depend on the other pairs of the batch. Which pairs are
+still moving is kept on the device; the host reads whether any is (to end the warp early) after
+every step on the CPU, where that is free, and every ``cuda_check_every`` steps on CUDA, where each
+read waits for the GPU to drain its queue. A frozen pair does not change, so how often this is read
+changes how many steps run, never the flow. A
 ``median_filter`` x ``median_filter`` median of ``u`` after each warp removes outliers (Wedel et al.
 2009; ``median_filter`` <= 1 turns it off). The warped image and its gradients are read with bicubic
 interpolation, the gradients computed with fourth-order central differences.
@@ -29,7 +33,9 @@ Speed: the primal-dual step and the warp are compiled with :func:`torch.compile`
 kernels (several times faster than eager torch on a CPU); if compilation is unavailable (no C
 compiler, an unsupported platform) the same functions run eagerly after one warning. On the CPU a
 batch is solved ``cpu_chunk`` pairs at a time so that one step's working set stays in the caches.
-Each new frame size compiles once per process (seconds; torch also caches the kernels on disk). On
+Each new frame size compiles once per process (seconds; torch also caches the kernels on disk).
+On CUDA the median is compiled too (one kernel instead of hundreds of element-wise steps), and
+:meth:`TVL1.auto_batch_size` sizes batches to the free GPU memory (``flow.batch_size: auto``). On
 a CPU shared with other busy processes, OpenMP's spin-waiting can make torch many times slower;
 importing :mod:`twostream` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the environment has a policy)
 to avoid that, which works if it happens before torch is imported.
@@ -57,6 +63,7 @@ MIN_LEVEL_SIDE = 16      # the pyramid stops before a level whose shorter side w
 KEYS_A = -0.75           # Keys' cubic convolution parameter (the one OpenCV and torch use for bicubic)
 RECOMPILE_LIMIT = 128    # compiled variants per function: a (pyramid level, frame size) each; 8 levels x 16 sizes
 _TINY = 1e-12            # guards the division by |grad I1w|^2 where the image is flat
+PROBE_PAIRS = 2          # blank pairs solved to measure one pair's CUDA memory (2: a batch of 1 is solved as 2)
 
 
 def _maybe_compiled(fn: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
@@ -148,7 +155,7 @@ def median_filter(u: torch.Tensor, size: int) -> torch.Tensor:
     """``size`` x ``size`` median of each channel of (B, C, H, W) ``u``, borders replicated.
 
     On the CPU this is OpenCV's medianBlur (an order of magnitude faster than sorting in torch);
-    elsewhere it is the median of the unfolded windows. Both give the exact median.
+    elsewhere it is :func:`median_filter_torch`. Both give the exact median.
     """
     if u.device.type == "cpu":
         frames = u.contiguous().numpy()
@@ -160,11 +167,27 @@ def median_filter(u: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def median_filter_torch(u: torch.Tensor, size: int) -> torch.Tensor:
-    """:func:`median_filter` in torch alone (the path used on CUDA)."""
-    b, c, h, w = u.shape
+    """:func:`median_filter` in torch alone (the path used on CUDA), by rank selection on shifted views.
+
+    Each of the ``size^2`` shifted views of the padded field is ranked against the others, ties
+    broken by the view's index: the ranks are then a permutation of 0 .. size^2 - 1, and the view
+    whose rank is the middle one holds the exact median. Unlike the median of unfolded windows
+    (``size^2`` copies of the field), this keeps a few fields alive in eager torch, and compiled
+    into one kernel it reads each window from the cache.
+    """
+    h, w = u.shape[-2:]
     r = size // 2
-    windows = F.unfold(F.pad(u, (r, r, r, r), mode="replicate"), size)  # (B, C * size^2, H * W)
-    return windows.view(b, c, size * size, h, w).median(dim=2).values
+    padded = F.pad(u, (r, r, r, r), mode="replicate")
+    views = [padded[..., dy:dy + h, dx:dx + w] for dy in range(size) for dx in range(size)]
+    middle = len(views) // 2
+    out = torch.zeros_like(u)
+    for j, view in enumerate(views):
+        rank = torch.zeros(u.shape, dtype=torch.int16, device=u.device)
+        for i, other in enumerate(views):
+            if i != j:  # (value, index) order: an equal value earlier in the window ranks below
+                rank += (other <= view) if i < j else (other < view)
+        out = torch.where(rank == middle, view, out)
+    return out
 
 
 # ---------------------------------------------------------------- the solver's two kernels
@@ -228,23 +251,30 @@ class TVL1:
 
     def __init__(self, *, tau: float, lambda_: float, theta: float, scales: int, scale_step: float, warps: int,
                  iterations: int, epsilon: float, median_filter: int, device: str = "auto",
-                 compile: bool = True, cpu_chunk: int = 2) -> None:
+                 compile: bool = True, cpu_chunk: int = 2, cuda_check_every: int = 1,
+                 memory_fraction: float = 0.5) -> None:
         checks = {"tau": tau > 0, "lambda_": lambda_ > 0, "theta": theta > 0, "scales": scales >= 1,
                   "scale_step": 0 < scale_step < 1, "warps": warps >= 1, "iterations": iterations >= 1,
                   "epsilon": epsilon >= 0, "median_filter": median_filter <= 1 or median_filter % 2 == 1,
-                  "cpu_chunk": cpu_chunk >= 1}
+                  "cpu_chunk": cpu_chunk >= 1, "cuda_check_every": cuda_check_every >= 1,
+                  "memory_fraction": 0 < memory_fraction <= 1}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"tvl1: invalid parameter(s) {', '.join(bad)}: need tau, lambda_, theta > 0, "
-                             "scales, warps, iterations, cpu_chunk >= 1, 0 < scale_step < 1, epsilon >= 0, "
-                             "median_filter odd or <= 1")
+                             "scales, warps, iterations, cpu_chunk, cuda_check_every >= 1, 0 < scale_step < 1, "
+                             "epsilon >= 0, median_filter odd or <= 1, 0 < memory_fraction <= 1")
         self.tau, self.lambda_, self.theta = tau, lambda_, theta
         self.scales, self.scale_step, self.warps = scales, scale_step, warps
         self.iterations, self.epsilon, self.median_size = iterations, epsilon, median_filter
-        self.cpu_chunk = cpu_chunk
+        self.cpu_chunk, self.memory_fraction = cpu_chunk, memory_fraction
         self.device = resolve_device(device, key="flow.runtime.device")
+        on_cuda = self.device.type == "cuda"
+        #: primal-dual steps between host reads of "is any pair still moving" (any value gives the same flow)
+        self.check_every = cuda_check_every if on_cuda else 1
         self._linearise = _maybe_compiled(linearise, compile)
         self._step = _maybe_compiled(primal_dual_step, compile)
+        self._median_torch = _maybe_compiled(median_filter_torch, compile)
+        self._batch_sizes: dict[tuple[int, int], int] = {}
         self._shape_hints = _mark_batch_dynamic if compile else _leave_batch_static
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -255,6 +285,31 @@ class TVL1:
         with torch.no_grad():
             flows = [self.solve(i0[k:k + chunk], i1[k:k + chunk]) for k in range(0, len(i0), chunk)]
         return torch.cat(flows).cpu().numpy()
+
+    def auto_batch_size(self, height: int, width: int) -> int:
+        """Pairs of ``height`` x ``width`` frames to hand over at once (``flow.batch_size: auto``).
+
+        On the CPU, the ``cpu_chunk`` pairs it solves together anyway. On CUDA, as many as fit in
+        ``memory_fraction`` of the GPU memory free now, at the peak memory of one pair measured
+        once per frame size on blank pairs (which also compiles that size's kernels).
+        """
+        if self.device.type != "cuda":
+            return self.cpu_chunk
+        size = (height, width)
+        if size not in self._batch_sizes:
+            free, _ = torch.cuda.mem_get_info(self.device)
+            self._batch_sizes[size] = pairs_that_fit(free * self.memory_fraction, self._bytes_per_pair(*size))
+        return self._batch_sizes[size]
+
+    def _bytes_per_pair(self, height: int, width: int) -> float:
+        """Peak CUDA memory of one pair: blank pairs have no gradient, so they converge at the first check."""
+        blank = torch.zeros((PROBE_PAIRS, height, width), device=self.device)
+        torch.cuda.synchronize(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        with torch.no_grad():
+            self.solve(blank, blank)
+        return (torch.cuda.max_memory_allocated(self.device) - before) / PROBE_PAIRS
 
     def pyramid_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
         """(height, width) of each pyramid level, finest first."""
@@ -296,13 +351,20 @@ class TVL1:
             self._shape_hints(i1, i1x, i1y, i0, u)
             grad, rho_c = self._linearise(i1, i1x, i1y, i0, u, xs, ys)
             active = torch.ones(len(u), dtype=torch.bool, device=u.device)
-            for _ in range(self.iterations):
+            for step in range(1, self.iterations + 1):
                 self._shape_hints(u, p, grad, rho_c, active)
                 u, p, change = self._step(u, p, grad, rho_c, active, self.lambda_ * self.theta, self.theta,
                                           self.tau / self.theta)
                 active = change >= stop
-                if not bool(active.any()):
+                if step % self.check_every == 0 and not bool(active.any()):
                     break
             if self.median_size > 1:
-                u = median_filter(u, self.median_size)
+                self._shape_hints(u)
+                u = (median_filter(u, self.median_size) if u.device.type == "cpu"
+                     else self._median_torch(u, self.median_size))
         return u
+
+
+def pairs_that_fit(budget_bytes: float, bytes_per_pair: float) -> int:
+    """How many pairs of ``bytes_per_pair`` fit in ``budget_bytes`` (at least one: a batch cannot be smaller)."""
+    return max(1, int(budget_bytes // max(bytes_per_pair, 1.0)))
