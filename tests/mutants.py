@@ -100,6 +100,12 @@ MUTANTS = [
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),
     Mutant("trajectories swap x and y", "twostream/inputs/stacking.py",
            "x, y = x + d[0], y + d[1]", "x, y = x + d[1], y + d[0]", ("tests/test_stacking.py",)),
+    # the paper studies' building blocks
+    Mutant("last-layer training keeps updating the frozen trunk's batch-norm statistics", "twostream/models/__init__.py",
+           "                    module.eval()", "                    module.train()", ("tests/test_train.py",)),
+    Mutant("merged label sets give the extra dataset's classes the evaluated dataset's labels",
+           "twostream/data/catalog.py", "label=v.label + len(classes)", "label=v.label",
+           ("tests/test_datasets_multitask.py",)),
 ]
 
 
