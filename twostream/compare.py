@@ -39,6 +39,8 @@ from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, open_storage
 from twostream.tracking import start_run
 
 matplotlib.use("Agg")  # files only, no display
+# labels are setting values (e.g. unresolved "${...}" interpolations), never TeX: "$" stays a dollar sign
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot is imported)
 
 # Keys that differ between runs without making them different experiments.
