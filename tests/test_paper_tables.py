@@ -140,7 +140,8 @@ def test_table1_pretrains_then_fine_tunes_or_trains_the_last_layer_at_a_tiny_siz
 def test_table3_trains_alone_with_a_second_task_and_merged_at_a_tiny_size(tmp_path):
     run_table(tmp_path, "+experiment=paper_table3", "+paper/table3=alone",
               *generator_overrides("dataset"), "streams.temporal.epochs=1", "name=alone")
-    run_table(tmp_path, "+experiment=paper_table3", "+paper/table3=multitask,merged",
+    # the tasks' keys exist once the dataset is the multi-task one (Hydra checks overrides before the cell applies)
+    run_table(tmp_path, "+experiment=paper_table3", "+paper/table3=multitask,merged", "dataset=synthetic_multitask",
               *generator_overrides("dataset.tasks.target"), *generator_overrides("dataset.tasks.extra"),
               "streams.temporal.epochs=1", "name=with_extra")
     alone, multitask, merged = (*run_dirs(tmp_path, "alone"), *run_dirs(tmp_path, "with_extra"))
