@@ -26,10 +26,11 @@ clip never depends on how many other clips are generated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -54,8 +55,6 @@ TEXTURE_COLOURS = {
     "Grid": ((0, 200, 200), (120, 40, 0)),
     "Halves": ((255, 105, 180), (0, 90, 0)),
 }
-# A generator.json written before a field existed was generated with the field's default.
-_PREDATING = {"appearances": list(APPEARANCES), "motions": list(MOTIONS)}
 # Texture periods per object diameter: coarse enough to survive JPEG at 16 px, fine enough to show spin.
 _TEXTURE_PERIODS = 4
 # Supersampling factor for anti-aliased texture and disc edge.
@@ -122,7 +121,7 @@ class SyntheticParams:
 
     def classes(self) -> tuple[str, ...]:
         """The class names, appearance-major, as written to classInd.txt (e.g. ``CheckerSlide``)."""
-        return tuple(a + m for a in self.appearances for m in self.motions)
+        return tuple(a + m for a, m in itertools.product(self.appearances, self.motions))
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as ``generator.json`` stores them (with the format version)."""
@@ -158,7 +157,9 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
 
     meta_path = root / "generator.json"
     if meta_path.exists():
-        old = {**_PREDATING, **json.loads(meta_path.read_text())}
+        # a generator.json written before a field existed was generated with the field's default
+        predating = {f.name: f.default_factory() for f in fields(SyntheticParams) if f.default_factory is not MISSING}
+        old = {**predating, **json.loads(meta_path.read_text())}
         wanted = p.to_json()
         diff = sorted(k for k in old.keys() | wanted.keys() if old.get(k) != wanted.get(k))
         if diff:
@@ -170,15 +171,15 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
         if all(path.exists() for path in videos.values()):
             return root
 
-    for ci in range(len(classes)):
+    # the order of p.classes(): class ci draws from its own seed whatever the other classes are
+    for ci, (appearance, motion) in enumerate(itertools.product(p.appearances, p.motions)):
         for g in range(1, n_groups + 1):
             # Clips of group g share its background, like the scene of a UCF-101 group, and so do
             # all classes: a background then says nothing about the class, so a net cannot learn
             # to recognise training scenes instead of appearance or motion.
             background = _background(p, np.random.default_rng([seed, 0, g]))
             for c in range(1, n_clips + 1):
-                appearance, motion = divmod(ci, len(p.motions))
-                frames = _render_clip(p, p.appearances[appearance], p.motions[motion], background,
+                frames = _render_clip(p, appearance, motion, background,
                                       np.random.default_rng([seed, 1, ci, g, c]))
                 _write_video(videos[ci, g, c], frames, p.fps, p.jpeg_quality)
 
