@@ -19,3 +19,15 @@ def test_two_synthetic_variants_get_their_own_folder_and_cache():
     # the split of a real dataset does not change its videos: every split shares one cache
     assert composed("dataset=ucf101", "dataset.root=/d", "dataset.split=2").cache.path == \
         composed("dataset=ucf101", "dataset.root=/d").cache.path == "data/cache/ucf101_farneback.zarr"
+
+
+def test_every_flow_preset_gets_its_own_cache():
+    # tvl1_fast runs the tvl1 estimator with other parameters: sharing tvl1's cache made the second
+    # of the two refuse it (CacheMismatchError), as in the flow-method study of experiments/paper
+    presets = sorted(path.stem for path in (CONF / "flow").glob("*.yaml"))
+    paths = {preset: composed(f"flow={preset}").cache.path for preset in presets}
+    assert len(set(paths.values())) == len(presets), paths
+    assert composed("flow=tvl1_fast").flow.name == "tvl1"
+    assert Path(paths["tvl1_fast"]).name.endswith("_tvl1_fast.zarr")
+    table2 = composed("+experiment=paper_table2", "flow=tvl1_fast").cache.path
+    assert table2 != composed("+experiment=paper_table2", "flow=tvl1").cache.path
