@@ -336,12 +336,12 @@ def test_other_appearances_and_motions(tmp_path: Path) -> None:
 
 
 def test_dataset_generated_before_class_options_is_still_valid(small_root: Path, tmp_path: Path) -> None:
-    """A generator.json without appearances/motions (written before they existed) was generated with
+    """A generator.json without appearances/motions/texture_colours (written before they existed) was generated with
     the defaults: the default config reuses it, another class set is refused."""
     root = tmp_path / "old"
     shutil.copytree(small_root, root)
     meta = json.loads((root / "generator.json").read_text())
-    for key in ("appearances", "motions"):
+    for key in ("appearances", "motions", "texture_colours"):
         del meta[key]
     (root / "generator.json").write_text(json.dumps(meta))
     mtimes = [p.stat().st_mtime_ns for p in sorted(root.rglob("*.avi"))]
@@ -356,4 +356,35 @@ def test_dataset_generated_before_class_options_is_still_valid(small_root: Path,
 def test_unknown_or_repeated_class_parts_rejected(tmp_path: Path, key: str, value: list[str]) -> None:
     with pytest.raises(ValueError, match=f"{key} must be distinct names of"):
         generate_synthetic(tmp_path, **{**SMALL_PARAMS, key: value})
+    assert not list(tmp_path.iterdir())
+
+
+def test_shared_texture_colours_leave_only_the_pattern(tmp_path: Path) -> None:
+    """texture_colours draws every texture in one colour pair: the object's colours no longer tell the
+    appearances apart (their coloured pixels have the pair's colour), while the default colours do."""
+    blue, white = [40, 40, 230], [245, 245, 245]
+    params = {**SMALL_PARAMS, "motions": ["Slide"], "texture_colours": [blue, white]}
+    root = generate_synthetic(tmp_path / "patterns", **params)
+    default = generate_synthetic(tmp_path / "default", **{**SMALL_PARAMS, "motions": ["Slide"]})
+    means = {}
+    for appearance in APPEARANCES:
+        frames = read_frames(video_path(root, appearance + "Slide", 1, 1))
+        pixels = np.concatenate([object_pixels(f) for f in frames])
+        assert len(pixels) > 10 * len(frames), appearance
+        means[appearance] = pixels.mean(axis=0)
+        # the same clip in its own colours, and the same draw: only the texture's colours changed
+        own = read_frames(video_path(default, appearance + "Slide", 1, 1))
+        assert np.abs(own[0].astype(int) - frames[0].astype(int)).max() > 80, appearance
+    # one colour for all (blue, paler at the anti-aliased edges), where the own colours are far apart
+    for a, b in itertools.combinations(APPEARANCES, 2):
+        assert np.linalg.norm(means[a] - means[b]) < 20, (a, b, means)
+    assert all(mean[2] > max(mean[:2]) + 80 for mean in means.values()), means
+    with pytest.raises(ValueError, match="texture_colours"):
+        generate_synthetic(root, **{**params, "texture_colours": [white, blue]})
+
+
+@pytest.mark.parametrize("colours", [[[230, 40, 40]], [[230, 40], [0, 0, 0]], [[256, 0, 0], [0, 0, 0]]])
+def test_invalid_texture_colours_rejected(tmp_path: Path, colours: list[list[int]]) -> None:
+    with pytest.raises(ValueError, match="texture_colours must be null or two RGB colours"):
+        generate_synthetic(tmp_path, **{**SMALL_PARAMS, "texture_colours": colours})
     assert not list(tmp_path.iterdir())

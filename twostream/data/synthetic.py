@@ -1,7 +1,8 @@
 """Built-in synthetic action dataset: real MJPG videos plus UCF-101-style split files.
 
 Every class is one cell of an APPEARANCE x MOTION grid (by default Checker, Stripes, Dots x the four
-motions below; ``appearances`` and ``motions`` choose others, e.g. a second dataset with other looks), so a single RGB frame identifies the
+motions below; ``appearances`` and ``motions`` choose others, e.g. a second dataset with other looks,
+and ``texture_colours`` can draw every texture in one colour pair), so a single RGB frame identifies the
 appearance but not the motion, while optical flow identifies the motion but not the appearance
 (all objects share one shape and size). Only the two streams together can name the class, which
 is exactly what two-stream fusion should exploit.
@@ -88,6 +89,8 @@ class SyntheticParams:
         appearances: the textures (keys of ``TEXTURE_COLOURS``), in class order.
         motions: the motions (of ``MOTIONS``), in class order; the classes are every appearance
             with every motion, appearance-major (:meth:`classes`).
+        texture_colours: None (each texture in its own colours, ``TEXTURE_COLOURS``) or two RGB
+            colours that every texture is drawn in, so that only its pattern tells it apart.
 
     Values are cast to their field's type (a config may pass 6.0 for an int, OmegaConf lists for
     ranges), so they compare equal to what ``generator.json`` stores; invalid values raise ConfigError.
@@ -110,12 +113,15 @@ class SyntheticParams:
     jpeg_quality: int
     appearances: list[str] = field(default_factory=lambda: list(APPEARANCES))
     motions: list[str] = field(default_factory=lambda: list(MOTIONS))
+    texture_colours: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         for name, kind in get_type_hints(type(self)).items():
             value = getattr(self, name)
             if kind in (list[float], list[str]):
                 value = [kind.__args__[0](v) for v in value]
+            elif name == "texture_colours" and value is not None:
+                value = [[int(channel) for channel in colour] for colour in value]
             object.__setattr__(self, name, kind(value) if kind in (int, float) else value)
         _validate(self)
 
@@ -158,7 +164,9 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
     meta_path = root / "generator.json"
     if meta_path.exists():
         # a generator.json written before a field existed was generated with the field's default
-        predating = {f.name: f.default_factory() for f in fields(SyntheticParams) if f.default_factory is not MISSING}
+        predating = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+                     for f in fields(SyntheticParams)
+                     if f.default_factory is not MISSING or f.default is not MISSING}
         old = {**predating, **json.loads(meta_path.read_text())}
         wanted = p.to_json()
         diff = sorted(k for k in old.keys() | wanted.keys() if old.get(k) != wanted.get(k))
@@ -198,6 +206,11 @@ def _validate(p: SyntheticParams) -> None:
         if not names or unknown or len(set(names)) != len(names):
             raise ConfigError(f"synthetic dataset: {key} must be distinct names of {', '.join(available)}; "
                               f"got {names}")
+    colours = p.texture_colours
+    if colours is not None and (len(colours) != 2 or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
+                                                         for c in colours)):
+        raise ConfigError(f"synthetic dataset: texture_colours must be null or two RGB colours [[r, g, b], "
+                          f"[r, g, b]] with values in 0..255, got {colours}")
     for key in ("speed_range", "spin_range", "shuttle_period_range"):
         lo_hi = getattr(p, key)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
@@ -242,8 +255,10 @@ def _background(p: SyntheticParams, rng: np.random.Generator) -> np.ndarray:
     return np.clip(grey[..., None] + tint, 0, 255)
 
 
-def _object_sprite(appearance: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Premultiplied RGB texture and alpha (float32, size x size) of the anti-aliased textured disc."""
+def _object_sprite(appearance: str, size: int, colours: list[list[int]] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Premultiplied RGB texture and alpha (float32, size x size) of the anti-aliased textured disc, in
+    ``colours`` (two RGB colours) or else the texture's own ``TEXTURE_COLOURS``."""
     n = size * _SUPERSAMPLE
     # Texture coordinates in object diameters, centred on the disc.
     u, v = np.meshgrid((np.arange(n) + 0.5) / n - 0.5, (np.arange(n) + 0.5) / n - 0.5)
@@ -266,7 +281,7 @@ def _object_sprite(appearance: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         du = (u / cell + 0.5) % 1 - 0.5
         dv = (v / cell + 0.5) % 1 - 0.5
         first = du**2 + dv**2 > 0.3**2
-    colours = TEXTURE_COLOURS[appearance]
+    colours = colours or TEXTURE_COLOURS[appearance]
     rgb = np.where(first[..., None], np.float32(colours[0]), np.float32(colours[1])).astype(np.float32)
     alpha = (u**2 + v**2 <= 0.25).astype(np.float32)
     rgb = cv2.resize(rgb * alpha[..., None], (size, size), interpolation=cv2.INTER_AREA)
@@ -323,7 +338,7 @@ def _render_clip(
     start = rng.uniform(0, 2 * room)
     centre = size / 2 + _fold(start + offset + scene_shift, room)
 
-    sprite, alpha = _object_sprite(appearance, size)
+    sprite, alpha = _object_sprite(appearance, size, p.texture_colours)
     m = _pan_margin(p)
     flags = cv2.INTER_LINEAR
     frames = []
