@@ -156,3 +156,34 @@ def test_mean_groups_the_seeds_of_each_setting_with_their_interval(tmp_path, cap
             mean, sd = np.mean(values[method]), np.std(values[method], ddof=1)
             assert cell == f"{mean:.1%} ± {100 * 4.3027 * sd / np.sqrt(3):.1f} (sd {100 * sd:.1f})"
     assert (out / "accuracy_mean.png").is_file() and "![accuracy_mean](accuracy_mean.png)" in markdown
+
+
+def test_runs_of_a_multirun_are_named_by_the_overrides_that_differ(tmp_path):
+    """A cell that swaps a config group changes many keys: its job override names it. Runs whose
+    overrides do not tell them apart the way their configs do keep the config keys."""
+    cells = {"alone": {"format": "ucf101", "root": "a", "generator": {"seed": 0}},
+             "multitask": {"format": "multitask", "root": "b", "tasks": {"target": {"seed": 0}}}}
+    folders = []
+    for cell, dataset in cells.items():
+        for seed in range(2):
+            folder = tmp_path / f"{cell}{seed}"
+            make_run(folder, 10, 0.5, 0.5 + seed, seed=seed)
+            config = OmegaConf.load(folder / ".hydra/config.yaml")
+            config.seed, config.dataset = seed, dataset
+            OmegaConf.save(config, folder / ".hydra/config.yaml")
+            OmegaConf.save([f"+paper/table3={cell}", f"seed={seed}", "tracking.mode=disabled", f"name={cell}"],
+                           folder / ".hydra/overrides.yaml")
+            folders.append(folder)
+
+    def summary_rows(out: Path) -> list[list[str]]:
+        main([str(f) for f in folders] + ["--mean", "--out", str(out), "--tracking-mode", "disabled"])
+        summary = (out / "comparison.md").read_text().split("## Mean over")[1].split("## Per-class")[0]
+        return [[c.strip() for c in line.strip("|").split("|")][:2] for line in summary.splitlines()
+                if line.startswith("| ")]
+
+    assert summary_rows(tmp_path / "by_override") == [["+paper/table3", "n"], ["+paper/table3=alone", "2"],
+                                                     ["+paper/table3=multitask", "2"]]
+    # the same overrides, but one run was made with another config: the overrides do not explain it
+    OmegaConf.save(["+paper/table3=alone", "seed=1"], folders[3] / ".hydra/overrides.yaml")
+    rows = summary_rows(tmp_path / "by_config")
+    assert rows[0][0] == "format, generator.seed, root, target.seed" and len(rows) == 3

@@ -19,8 +19,8 @@ The same tables and plots go to one W&B run (``job_type=compare``), with the ``t
 import argparse
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class RunResult:
     classes: list[str]
     per_class: dict[str, np.ndarray]
     settings: dict[str, Any] = field(default_factory=dict)  # flattened config, or a trial's params
+    overrides: dict[str, str] | None = None  # the job's command-line overrides, when Hydra recorded them
     trial: int | None = None
     objective: float | None = None
 
@@ -99,7 +100,11 @@ def load_run(path: str | Path) -> RunResult:
                                           for a in results["per_class_accuracy"][method]])
     config_file = path / ".hydra" / "config.yaml"
     settings = _flatten(OmegaConf.to_container(OmegaConf.load(config_file))) if config_file.is_file() else {}
-    return RunResult(path, dict(results["accuracy"]), float(results["chance"]), classes, per_class, settings)
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides = (dict(o.partition("=")[::2] for o in OmegaConf.load(overrides_file))
+                 if overrides_file.is_file() else None)
+    return RunResult(path, dict(results["accuracy"]), float(results["chance"]), classes, per_class, settings,
+                     overrides)
 
 
 def load_study(storage: str, study_name: str | None
@@ -132,6 +137,32 @@ def differing_settings(runs: Sequence[RunResult]) -> list[str]:
     keys = sorted({k for r in runs for k in r.settings})
     return [k for k in keys if k.split(".")[0] not in IGNORED_SETTINGS
             and len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+
+
+def _partition(runs: Sequence[RunResult], values: Callable[[RunResult], tuple]) -> set[frozenset[int]]:
+    groups: dict[tuple, set[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(values(run), set()).add(i)
+    return {frozenset(g) for g in groups.values()}
+
+
+def by_overrides(runs: Sequence[RunResult], keys: Sequence[str]) -> tuple[list[RunResult], list[str]] | None:
+    """The runs described by their differing command-line overrides (``+paper/table3=merged``,
+    ``flow=dis``) instead of the config keys those change, when every run recorded its overrides and
+    they tell the runs apart exactly as the differing config ``keys`` do; else None.
+
+    A cell that swaps a whole config group changes dozens of keys: its override names it in one word.
+    """
+    if any(r.overrides is None for r in runs):
+        return None
+    names = sorted({k for r in runs for k in r.overrides})
+    varied = [k for k in names if k.lstrip("+~").split(".")[0] not in IGNORED_SETTINGS + ("hydra",)
+              and len({r.overrides.get(k) for r in runs}) > 1]
+    same = _partition(runs, lambda r: tuple(r.overrides.get(k) for k in varied)) == \
+        _partition(runs, lambda r: tuple(json.dumps(r.settings.get(k), sort_keys=True) for k in keys))
+    if not same:
+        return None
+    return [replace(r, settings={k: r.overrides.get(k) for k in varied}) for r in runs], varied
 
 
 def short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -244,12 +275,15 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
 
     For a study's trials the settings are the searched parameters and ``objective`` (the sweeper's
     dotted key, e.g. ``accuracy.temporal``) names the objective column and the default per-class
-    method; for run folders the settings are the config keys whose values differ.
+    method; for run folders the settings are the config keys whose values differ, or the job
+    overrides that differ where they tell the runs apart the same way (:func:`by_overrides`).
     """
     if not runs:
         raise ValueError("no run with results to compare")
     is_study = runs[0].trial is not None
     keys = sorted({k for r in runs for k in r.settings}) if is_study else differing_settings(runs)
+    if not is_study:
+        runs, keys = by_overrides(runs, keys) or (runs, keys)
     names = short_names(keys)
     methods = methods_of(runs)
     head = (["trial", objective or "objective"] if is_study else ["run"]) + [names[k] for k in keys]
