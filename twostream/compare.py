@@ -337,6 +337,13 @@ def _figure_array(fig: plt.Figure) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
+def _set_x_labels(ax: plt.Axes, labels: Sequence[str]) -> None:
+    """Setting labels under the bars, slanted when one line of them is too long to stand upright."""
+    slanted = max((len(line) for label in labels for line in label.splitlines()), default=0) > 12
+    ax.set_xticks(range(len(labels)), labels, fontsize=8,
+                  **({"rotation": 30, "ha": "right", "rotation_mode": "anchor"} if slanted else {}))
+
+
 def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path) -> dict[Path, np.ndarray]:
     """accuracy.png, per_class.png and fusion_vs_streams.png; returns each file with its pixels."""
     labels = [label.replace(", ", "\n") for label in comparison.labels]
@@ -350,7 +357,7 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
         values = [r.accuracy.get(method, np.nan) for r in runs]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, values, width, label=method)
     ax.axhline(runs[0].chance, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(x, labels, fontsize=8)
+    _set_x_labels(ax, labels)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{comparison.title}: accuracy per setting")
@@ -368,7 +375,7 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
     classes = [row[0] for row in comparison.per_class_rows]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
     shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(runs)), labels, fontsize=8)
+    _set_x_labels(ax, labels)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
     fig.colorbar(shown, ax=ax, label="accuracy")
@@ -410,7 +417,7 @@ def _plot_summary(comparison: Comparison, methods: Sequence[str], chance: float,
         errors = [0.0 if c is None or math.isnan(c.half_width) else c.half_width for c in cells]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=errors, capsize=3, label=method)
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(x, [f"{row[0]}\n(n={row[1]})".replace(", ", "\n") for row in rows], fontsize=8)
+    _set_x_labels(ax, [f"{row[0]}\n(n={row[1]})".replace(", ", "\n") for row in rows])
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy (mean, 95 % interval)")
     ax.set_title(f"{comparison.title}: mean over repeated runs")
