@@ -49,11 +49,12 @@ def generator_overrides(prefix: str) -> list[str]:
 
 
 @pytest.mark.parametrize("experiment", TABLES)
-def test_every_job_of_a_table_is_seeded_three_times_and_passes_the_checks(experiment, tmp_path, monkeypatch):
+def test_every_job_of_a_table_is_seeded_at_least_three_times_and_passes_the_checks(experiment, tmp_path,
+                                                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)  # where no pre-training run has left its checkpoint
     jobs = sweep_jobs(experiment)
     seeds = {job[-1] for job in jobs if job[-1].startswith("seed=")}
-    assert seeds == {"seed=0", "seed=1", "seed=2"}, "every cell needs at least 3 seeds"
+    assert {"seed=0", "seed=1", "seed=2"} <= seeds, "every cell needs at least 3 seeds"
     for job in jobs:
         cfg = compose_job(job)
         OmegaConf.resolve(cfg.dataset)
