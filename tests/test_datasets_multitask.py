@@ -9,7 +9,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from twostream.data.catalog import MultiTaskLists, load_split_lists, training_videos, videos_to_extract
+from twostream.data.catalog import (
+    MultiTaskLists,
+    load_split_lists,
+    scored_classes,
+    scored_train,
+    training_videos,
+    videos_to_extract,
+)
 from twostream.inputs.datasets import RandomPositions
 from twostream.models import build_model
 from twostream.train.loop import multitask_loss
@@ -129,6 +136,9 @@ def test_merged_labels_are_one_head_over_both_label_sets(tmp_path):
     shifted = [(v.id, v.label + len(HMDB)) for v in separate.others[0].train]
     assert [(v.id, v.label) for v in merged.train] == [(v.id, v.label) for v in separate.train] + shifted
     assert all(merged.classes[v.label] in UCF for v in merged.train[len(separate.train):])
+    # scored (tested, validated, fused) over the evaluated dataset's classes and training videos only
+    assert scored_classes(merged) == scored_classes(separate) == list(HMDB)
+    assert scored_train(merged) == scored_train(separate) == separate.train
 
 
 def test_merging_datasets_that_share_a_class_name_is_refused(tmp_path):

@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -15,6 +16,7 @@ from test_pipeline import twostream
 from twostream.checks import check_config, check_environment
 from twostream.compare import main as compare_main
 from twostream.errors import ConfigError
+from twostream.scores import Scores, scores_path
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ["paper_table1", "paper_table2", "paper_table3", "paper_table4", "paper_flow"]
@@ -147,11 +149,20 @@ def test_table3_trains_alone_with_a_second_task_and_merged_at_a_tiny_size(tmp_pa
               "streams.temporal.epochs=1", "name=with_extra")
     alone, multitask, merged = (*run_dirs(tmp_path, "alone"), *run_dirs(tmp_path, "with_extra"))
     assert (job_cell(alone), job_cell(multitask), job_cell(merged)) == ("alone", "multitask", "merged")
-    # the same test videos of the target set; the merged head knows the extra set's classes too
-    assert results(alone)["num_classes"] == results(multitask)["num_classes"] == 12
-    assert results(merged)["num_classes"] == 24
+    # the same test videos of the target set, scored over its 12 classes in every row: the merged
+    # head knows the extra set's 12 classes too, but they are never a target video's answer
+    assert results(alone)["num_classes"] == results(multitask)["num_classes"] == results(merged)["num_classes"] == 12
     assert results(alone)["num_test_videos"] == results(multitask)["num_test_videos"] == \
         results(merged)["num_test_videos"]
+    merged_heads = [v.shape[0] for k, v in torch.load(merged / "checkpoints/temporal.pt", weights_only=False)["model"].items()
+                    if k.startswith("heads.") and k.endswith("weight")]
+    assert merged_heads == [24]
+    for subset in ("train", "val", "test"):
+        scores = Scores.load(scores_path(merged, "temporal", subset))
+        assert list(scores.classes) == results(alone)["classes"] and scores.scores.shape[1] == 12
+        assert np.allclose(scores.scores.sum(1), 1, atol=1e-5) and scores.labels.max() < 12
+    assert len(Scores.load(scores_path(merged, "temporal", "train")).labels) == \
+        len(Scores.load(scores_path(alone, "temporal", "train")).labels)
     heads = [v.shape for k, v in torch.load(multitask / "checkpoints/temporal.pt", weights_only=False)["model"].items()
              if k.startswith("heads.") and k.endswith("weight")]
     assert [h[0] for h in heads] == [12, 12]  # one head per dataset

@@ -1,7 +1,7 @@
 """Turn the ``dataset`` config into the split's video lists, checking them before any work."""
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,28 @@ class MultiTaskLists(SplitLists):
     """
 
     others: tuple[SplitLists, ...] = ()
+
+
+@dataclass(frozen=True)
+class MergedLists(SplitLists):
+    """Several datasets' classes as one label set (``dataset.merge_labels``, the paper's "classes
+    added" row): ``classes``/``train`` cover every dataset, the evaluated one's classes first;
+    ``evaluated_classes`` are that dataset's, the only ones its validation and test videos are scored
+    over (an added class trains the net but is never the answer for a video of the evaluated set).
+    """
+
+    evaluated_classes: list[str] = field(default_factory=list)
+
+
+def scored_classes(lists: SplitLists) -> list[str]:
+    """The classes that test and validation scores are over: the evaluated dataset's."""
+    return lists.evaluated_classes if isinstance(lists, MergedLists) else lists.classes
+
+
+def scored_train(lists: SplitLists) -> list[Video]:
+    """The training videos of the evaluated dataset (those scored for fusion fitting and the report)."""
+    count = len(scored_classes(lists))
+    return [v for v in lists.train if v.label < count]
 
 
 def task_lists(lists: SplitLists) -> list[SplitLists]:
@@ -51,7 +73,7 @@ def _folder_lists(dataset_cfg: Any) -> SplitLists:
     return split_videos(classes, videos, dataset_cfg.test_fraction, dataset_cfg.split_seed)
 
 
-def merged_labels(lists: MultiTaskLists) -> SplitLists:
+def merged_labels(lists: MultiTaskLists) -> MergedLists:
     """One label set over every task's classes (the evaluated dataset's first, the others' after them):
     all tasks' training videos; the evaluated dataset's validation and test videos."""
     classes, train = list(lists.classes), list(lists.train)
@@ -62,7 +84,7 @@ def merged_labels(lists: MultiTaskLists) -> SplitLists:
                             "merging would make them one class")
         train += [dataclasses.replace(v, label=v.label + len(classes)) for v in task.train]
         classes += task.classes
-    return SplitLists(classes, train, lists.test, lists.val)
+    return MergedLists(classes, train, lists.test, lists.val, evaluated_classes=list(lists.classes))
 
 
 def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLists:

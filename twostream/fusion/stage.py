@@ -107,9 +107,9 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
             val_accuracy["fusion_svm"] = svm.selection_accuracy
     per_class = {m: per_class_accuracy(s, test.labels, len(classes)) for m, s in test_scores.items()}
     results = {"experiment": cfg.name, "dataset": cfg.dataset.name, "split": cfg.dataset.split,
-               "num_classes": len(lists.classes), "num_test_videos": len(test.labels),
+               "num_classes": len(classes), "num_test_videos": len(test.labels),
                "num_val_videos": len(loaded["val"][0].labels) if "val" in loaded else 0,
-               "chance": 1.0 / len(lists.classes), "svm_C": None if svm is None else svm.C,
+               "chance": 1.0 / len(classes), "svm_C": None if svm is None else svm.C,
                "svm_fit_on": fitted_on,
                "accuracy": test_accuracy, "val_accuracy": val_accuracy, "classes": classes,
                # JSON has no NaN: a class without test videos is null.

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.store import FlowCache
-from twostream.data.catalog import task_lists, training_videos
+from twostream.data.catalog import scored_classes, scored_train, task_lists, training_videos
 from twostream.data.splits import SplitLists
 from twostream.devices import resolve_device
 from twostream.errors import StageError
@@ -100,7 +100,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     def validate(net: torch.nn.Module) -> float:
         # The validation videos (held out of training; never the test videos), cheaply: a few
         # positions, centre crop only.
-        return score_videos(net, source, val_videos, lists.classes, num_positions=cfg.train.runtime.val_positions,
+        return score_videos(net, source, val_videos, scored_classes(lists), num_positions=cfg.train.runtime.val_positions,
                             crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                             device=device, progress=False).accuracy
 
@@ -141,10 +141,10 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
     """The test stage of one stream: score files for the train, validation (if any) and test videos."""
     _, source, model = stream_parts(cfg, lists, stream)
     model.load_state_dict(trained_state(cfg, stream)["model"])
-    for subset, videos in (("train", lists.train), ("val", lists.val), ("test", lists.test)):
+    for subset, videos in (("train", scored_train(lists)), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
-        scores = score_videos(model, source, videos, lists.classes,
+        scores = score_videos(model, source, videos, scored_classes(lists),
                               num_positions=cfg.test.num_positions, crops=cfg.test.crops,
                               crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                               device=resolve_device(cfg.device), progress=cfg.progress)
