@@ -383,7 +383,8 @@ def test_shared_texture_colours_leave_only_the_pattern(tmp_path: Path) -> None:
         generate_synthetic(root, **{**params, "texture_colours": [white, blue]})
 
 
-@pytest.mark.parametrize("colours", [[[230, 40, 40]], [[230, 40], [0, 0, 0]], [[256, 0, 0], [0, 0, 0]]])
+@pytest.mark.parametrize("colours", [[[230, 40, 40]], [[230, 40], [0, 0, 0]], [[256, 0, 0], [0, 0, 0]],
+                                     ["red", "white"], [[230, 40, "x"], [0, 0, 0]], 5])
 def test_invalid_texture_colours_rejected(tmp_path: Path, colours: list[list[int]]) -> None:
     with pytest.raises(ValueError, match="texture_colours must be null or two RGB colours"):
         generate_synthetic(tmp_path, **{**SMALL_PARAMS, "texture_colours": colours})

@@ -56,6 +56,8 @@ TEXTURE_COLOURS = {
     "Grid": ((0, 200, 200), (120, 40, 0)),
     "Halves": ((255, 105, 180), (0, 90, 0)),
 }
+# What dataset.generator.texture_colours must be (both of its checks say so).
+_COLOURS_RULE = "texture_colours must be null or two RGB colours [[r, g, b], [r, g, b]] with values in 0..255"
 # Texture periods per object diameter: coarse enough to survive JPEG at 16 px, fine enough to show spin.
 _TEXTURE_PERIODS = 4
 # Supersampling factor for anti-aliased texture and disc edge.
@@ -121,7 +123,10 @@ class SyntheticParams:
             if kind in (list[float], list[str]):
                 value = [kind.__args__[0](v) for v in value]
             elif name == "texture_colours" and value is not None:
-                value = [[int(channel) for channel in colour] for colour in value]
+                try:
+                    value = [[int(channel) for channel in colour] for colour in value]
+                except (TypeError, ValueError):
+                    raise ConfigError(f"synthetic dataset: {_COLOURS_RULE}, got {value}") from None
             object.__setattr__(self, name, kind(value) if kind in (int, float) else value)
         _validate(self)
 
@@ -209,8 +214,7 @@ def _validate(p: SyntheticParams) -> None:
     colours = p.texture_colours
     if colours is not None and (len(colours) != 2 or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
                                                          for c in colours)):
-        raise ConfigError(f"synthetic dataset: texture_colours must be null or two RGB colours [[r, g, b], "
-                          f"[r, g, b]] with values in 0..255, got {colours}")
+        raise ConfigError(f"synthetic dataset: {_COLOURS_RULE}, got {colours}")
     for key in ("speed_range", "spin_range", "shuttle_period_range"):
         lo_hi = getattr(p, key)
         if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
