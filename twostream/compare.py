@@ -340,6 +340,8 @@ def _figure_array(fig: plt.Figure) -> np.ndarray:
 def _set_x_labels(ax: plt.Axes, labels: Sequence[str]) -> None:
     """Setting labels under the bars, slanted when one line of them is too long to stand upright."""
     slanted = max((len(line) for label in labels for line in label.splitlines()), default=0) > 12
+    if slanted:  # one slanted line each: stacked slanted lines run into the neighbours' labels
+        labels = [" ".join(label.splitlines()) for label in labels]
     ax.set_xticks(range(len(labels)), labels, fontsize=8,
                   **({"rotation": 30, "ha": "right", "rotation_mode": "anchor"} if slanted else {}))
 
