@@ -133,6 +133,10 @@ FINDINGS = {
 }
 
 
+# The job overrides that make one run a repeat of another: a seed, or a confirmatory replicate.
+REPEAT_OVERRIDES = ("seed=", "+confirm/replicate=")
+
+
 @dataclass(frozen=True)
 class Run:
     """One job of a table's multirun: its folder, job overrides and test accuracy per method."""
@@ -143,7 +147,9 @@ class Run:
 
     @property
     def seed(self) -> str:
-        return next((o for o in self.overrides if o.startswith("seed=")), "seed=(default)")
+        """What makes this run a repeat of its setting: its seed override, or its replicate's (the
+        confirmatory study's replicates set the seed and the dataset draw together)."""
+        return " ".join(sorted(o for o in self.overrides if o.startswith(REPEAT_OVERRIDES))) or "seed=(default)"
 
 
 def load_runs(folders: list[Path]) -> list[Run]:
