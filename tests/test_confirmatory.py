@@ -1,0 +1,94 @@
+"""experiments/paper/confirmatory: its configs compose to the cells and replicates its PLAN.md names,
+and its analysis (paired t, Holm, TOST) matches an independent computation with scipy."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from test_paper_tables import compose_job, sweep_jobs
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("analyse", REPO / "experiments/paper/confirmatory/analyse.py")
+analyse = importlib.util.module_from_spec(spec)
+sys.modules["analyse"] = analyse
+spec.loader.exec_module(analyse)
+
+
+def test_every_replicate_draws_fresh_data_and_seeds_and_table1_uses_its_own_pretrained_net():
+    used_data_seeds = {0, 1}  # every earlier study's draws (conf/dataset/synthetic*.yaml)
+    jobs = {exp: sweep_jobs(exp) for exp in ("confirm_table1_pretrain", "confirm_table1", "confirm_table2",
+                                            "confirm_table4")}
+    assert [len(j) for j in jobs.values()] == [20, 6 * 20, 6 * 20, 20]
+    pretrain = {cfg.replicate.name: cfg for cfg in map(compose_job, jobs["confirm_table1_pretrain"][::4])}
+    for exp in ("confirm_table1", "confirm_table2", "confirm_table4"):
+        seen = {}
+        for job in jobs[exp][::8]:
+            cfg = compose_job([*job, "study.scratch_epochs=480"] if exp == "confirm_table1" else job)
+            rep = cfg.replicate
+            assert cfg.seed == rep.seed and cfg.dataset.generator.seed == rep.data_seed
+            assert cfg.dataset.generator.seed not in used_data_seeds
+            seen.setdefault(rep.name, cfg.dataset.generator.seed)
+            if exp == "confirm_table1" and cfg.model.pretrained and rep.name in pretrain:
+                assert cfg.model.pretrained == f"multirun/confirm_table1_pretrain/{rep.name}/checkpoints/spatial.pt"
+                # its pre-training saw another draw than its target
+                assert pretrain[rep.name].dataset.generator.seed not in (used_data_seeds | {rep.data_seed})
+        assert len(set(seen.values())) == len(seen)  # one draw per replicate
+
+
+def test_the_scratch_budget_must_be_fixed_before_table1_runs():
+    from twostream.checks import check_config
+    from twostream.errors import ConfigError
+
+    cfg = compose_job(sweep_jobs("confirm_table1")[0])
+    with pytest.raises(ConfigError, match="streams.spatial.epochs=null"):
+        check_config(cfg)
+    # the exploratory table keeps its own budget and checkpoint
+    cfg = compose_job(["+experiment=paper_table1", "+paper/table1=finetune"])
+    assert cfg.model.pretrained == "outputs/paper_table1_pretrain/checkpoints/spatial.pt"
+    assert compose_job(["+experiment=paper_table1", "+paper/table1=scratch"]).streams.spatial.epochs == 120
+
+
+def test_holm_and_tost_match_independent_computations():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # by hand: sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
+    assert analyse.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.01, 0.02, 20)
+    # TOST as two one-sided t-tests from first principles
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    t_low, t_high = (d.mean() + 0.05) / se, (d.mean() - 0.05) / se
+    expected = max(stats.t.sf(t_low, len(d) - 1), stats.t.cdf(t_high, len(d) - 1))
+    assert analyse.tost_p(d, 0.05) == pytest.approx(expected)
+
+
+def _run(folder: Path, overrides: list[str], accuracy: dict) -> Path:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra/overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "results.json").write_text(json.dumps({"accuracy": accuracy}))
+    return folder
+
+
+def test_analysis_pairs_cells_by_replicate_and_gives_the_planned_verdicts(tmp_path):
+    rng = np.random.default_rng(1)
+    folders, svm, avg = [], {}, {}
+    for i in range(20):
+        rep = f"r{i:02d}"
+        avg[rep] = 0.6 + rng.normal(0, 0.05)
+        svm[rep] = avg[rep] + 0.002 + rng.normal(0, 0.01)  # a tiny effect: equivalent within ±5 points
+        folders.append(_run(tmp_path / f"j{i}", ["+experiment=confirm_table4", f"+confirm/replicate={rep}"],
+                            {"fusion_svm": svm[rep], "fusion_average": avg[rep]}))
+    (result,) = analyse.analyse({"confirm_table4": folders})
+    d = np.array([svm[r] - avg[r] for r in sorted(svm)])
+    assert result.p == pytest.approx(stats.ttest_rel([svm[r] for r in sorted(svm)],
+                                                     [avg[r] for r in sorted(avg)]).pvalue)
+    assert result.differences == pytest.approx(d)
+    assert result.verdict.startswith("equivalent")
+    # a run repeated for one replicate is refused, not counted twice
+    folders.append(_run(tmp_path / "again", ["+experiment=confirm_table4", "+confirm/replicate=r00"],
+                        {"fusion_svm": 0.9, "fusion_average": 0.5}))
+    with pytest.raises(SystemExit, match="two runs"):
+        analyse.analyse({"confirm_table4": folders})
