@@ -3,7 +3,9 @@
 Each helper here has its own tests (stack_flow, CNNM2048, the clip renderer); these check what the
 call site hands it, from a composed config: which backward fields the temporal stream's input
 source reads for a window, which architecture options each stream's network is built with, and
-that ``dataset.generator.seed`` reaches every random draw of the synthetic generator.
+that ``dataset.generator.seed`` reaches every random draw of the synthetic generator; then, from a
+walk over every stage (tests/conftest.py lists it), the stacking mode's way to the source, the
+training samples (flips, windows, crops, multiscale) and the test stage's protocol settings.
 """
 
 import dataclasses
@@ -19,8 +21,13 @@ from twostream.cache import open_cache
 from twostream.data import synthetic
 from twostream.data.catalog import load_split_lists
 from twostream.data.splits import SplitLists, Video
+from twostream.inputs.datasets import RandomPositions
 from twostream.models import first_conv
-from twostream.train.stage import stream_parts
+from twostream.scores import Scores, scores_path
+from twostream.train import stage
+from twostream.train.evaluate import score_videos
+from twostream.train.loop import train_stream
+from twostream.train.stage import checkpoint_path, stream_parts, training_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FRAMES, H, W = 8, 72, 72  # 7 flow fields per direction; crops of 64 px
@@ -61,7 +68,7 @@ def tiny_stream_config(tmp_path: Path, *overrides: str, fields: tuple[np.ndarray
     exactly, and a narrow CNN-M-2048 (the paper's LRN kept) on 64 px crops."""
     cfg = composed(f"cache.path={tmp_path / 'c.zarr'}", "cache.backward=true", "cache.flow_codec.name=zstd",
                    "cache.flow_codec.level=3", "model.conv_widths=[8,16,16,16,16]", "model.fc_widths=[32,16]",
-                   "model.norm=lrn", "train.crop_size=64", *overrides)
+                   "model.norm=lrn", "train.crop_size=64", f"paths.output_dir={tmp_path}", *overrides)
     fwd, bwd = fields or constant_fields()
     frames = np.zeros((FRAMES, H, W, 3), np.uint8)
     open_cache(cfg, writable=True).write_video("v", frames, fwd, bwd, source={"size": 1, "mtime_ns": 0})
@@ -92,6 +99,118 @@ def test_bidirectional_stacks_read_the_window_s_first_half_backwards(tmp_path, s
         assert stack.shape == (8, H, W)
         assert np.ptp(stack, axis=(1, 2)).max() < 1e-4, "constant fields give constant channels"
         assert quantised(stack).tolist() == expected, f"window from frame {s}: fields (x, y) as stored"
+
+
+@pytest.mark.parametrize("stacking", ["optical_flow", "trajectory"])
+def test_the_stacking_mode_reaches_the_temporal_source(tmp_path, stacking):
+    """Flow that moves every point dx to the right, with a y displacement that grows along x:
+    optical-flow stacking samples the second field at the same pixel, trajectory stacking dx
+    further right, where the point has moved (bilinear sampling of a linear field is exact)."""
+    fwd = np.empty((FRAMES - 1, 2, H, W), np.uint8)
+    fwd[:, 0], fwd[:, 1] = 140, 100 + np.arange(W, dtype=np.uint8)
+    cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", f"streams.temporal.stacking={stacking}",
+                             "streams.temporal.mean_subtraction=false", fields=(fwd, fwd))
+    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    columns = np.arange(W - 2)  # where the moved point stays inside the frame
+    moved = columns + pixels(140) if stacking == "trajectory" else columns
+    stack = source.load("v", 0)
+    np.testing.assert_allclose(stack[1, 0, columns], pixels(100 + columns), atol=1e-3,
+                               err_msg="first field's y")
+    np.testing.assert_allclose(stack[3, 0, columns], pixels(100 + moved), atol=1e-3,
+                               err_msg=f"second field's y, {stacking} stacking")
+
+
+def test_training_samples_flip_flow_by_negating_x_and_reach_every_window(tmp_path):
+    """RandomPositions on the temporal source: a mirrored flow crop has its x channels negated
+    (y never), and every window, the last included, is drawn."""
+    cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false")
+    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    data = RandomPositions(source, LISTS.train, crop_size=cfg.train.crop_size, samples_per_video=1)
+    torch.manual_seed(0)
+    positions, x_signs = set(), set()
+    for _ in range(60):
+        stack = data[0][0].numpy()
+        first_x = float(stack[0, 0, 0])
+        s = next(t for t in range(FRAMES - 1) if abs(abs(first_x) - abs(pixels(fwd_value(t, 0)))) < 1e-4)
+        positions.add(s)
+        x_signs.add(bool(np.sign(first_x) == np.sign(pixels(fwd_value(s, 0)))))
+        for k in range(2):  # the y channels are the stored y fields, unchanged whether flipped or not
+            np.testing.assert_allclose(stack[2 * k + 1], pixels(fwd_value(s + k, 1)), atol=1e-4)
+            np.testing.assert_allclose(np.abs(stack[2 * k]), abs(pixels(fwd_value(s + k, 0))), atol=1e-4)
+    assert x_signs == {True, False}, "in 60 draws, some crops are mirrored (x negated) and some are not"
+    assert positions == set(range(FRAMES - 2)), "every window of 3 frames is drawn, the last one too"
+
+
+class InputRecorder(nn.Module):
+    """A stand-in network that keeps every batch it is given (a stream net's ``heads`` included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(1, len(LISTS.classes))])
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return self.heads[0](x[:, :1, 0, 0])
+
+
+@pytest.mark.parametrize("multiscale", [None, 0.5], ids=["one_scale", "multiscale"])
+def test_the_training_loop_draws_the_configured_crops_samples_and_scales(tmp_path, multiscale):
+    """train_stream with the config's train section: samples_per_video stacks of crop_size px per
+    epoch; with train.multiscale=[0.5] each crop is half the 72 px side, resized to 64 px, so its
+    displacements grow by 64/36."""
+    fwd = np.empty((FRAMES - 1, 2, H, W), np.uint8)
+    fwd[:, 0], fwd[:, 1] = 140, 200
+    cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false",
+                             "train.samples_per_video=3", "train.batch_size=2", "train.runtime.resume=false",
+                             f"train.multiscale={[multiscale] if multiscale else 'null'}", fields=(fwd, fwd))
+    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    model = InputRecorder()
+    train_stream(model, source, LISTS.train, train_cfg=cfg.train, lr=0.0, epochs=1,
+                 checkpoint=tmp_path / "r.pt", device=torch.device("cpu"), seed=0,
+                 on_epoch=lambda stats: None, settings={}, progress=False)
+    seen = torch.cat(model.seen).numpy()
+    assert seen.shape == (3, 4, 64, 64), "samples_per_video stacks of 2L channels, crop_size px"
+    scale = 64 / 36 if multiscale else 1.0
+    np.testing.assert_allclose(seen[:, 1::2], pixels(200) * scale, rtol=1e-5, err_msg="y displacements")
+    np.testing.assert_allclose(np.abs(seen[:, 0::2]), pixels(140) * scale, rtol=1e-5,
+                               err_msg="x displacements")
+
+
+class Summaries:
+    """A run log that keeps the summaries (the test stage's accuracies) and ignores the rest."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, float] = {}
+
+    def set_summary(self, metrics) -> None:
+        self.summary |= metrics
+
+
+def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_path, monkeypatch):
+    """run_test hands the test protocol cfg.test's positions and crops and the training crop size, for
+    the train, validation and test videos, and writes each subset's scores."""
+    cfg = tiny_stream_config(tmp_path, "test.num_positions=4", "test.crops=10", "streams.temporal.L=2")
+    videos = [Video("v", Path("v.avi"), 1, None)]
+    lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
+    _, _, model = stream_parts(cfg, lists, "temporal")
+    checkpoint_path(cfg, "temporal").parent.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal"),
+                "epoch": cfg.streams.temporal.epochs}, checkpoint_path(cfg, "temporal"))
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return score_videos(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "score_videos", recording)
+    run_log = Summaries()
+    stage.run_test(cfg, lists, "temporal", run_log)
+    assert [(c["num_positions"], c["crops"], c["crop_size"]) for c in calls] == [(4, 10, 64)] * 3
+    for subset in ("train", "val", "test"):
+        scores = Scores.load(scores_path(tmp_path, "temporal", subset))
+        assert scores.video_ids.tolist() == ["v"] and scores.labels.tolist() == [1], subset
+        assert f"{subset}/accuracy" in run_log.summary
 
 
 def lrn_after_conv(block: nn.Sequential) -> bool:
