@@ -1,4 +1,26 @@
-"""Shared fixtures: paths to the real data in ../shared/data and small synthetic images."""
+"""Shared fixtures: paths to the real data in ../shared/data and small synthetic images.
+
+Call sites checked (issue 27: a helper tested, the place that calls it not; each one has a test that
+fails on a wrong argument there, most also a planted bug in tests/mutants.py):
+- data: the generator seed reaches every draw of every clip and background (test_call_sites); the
+  validation split's seed and fraction (test_validation); merged label sets (test_datasets_multitask).
+- flow: every conf/flow preset builds an estimator that finds a known shift (test_flow).
+- cache: backward field t is the estimator's flow t+1 -> t (test_cache_extract); the cache's own bound
+  (test_cache); settings in the fingerprint (test_config, test_flow).
+- inputs: bidirectional, stacking and mean subtraction reach the stream's source from the config, and
+  the backward half-window it reads (test_call_sites, test_sources); training samples' flow flips,
+  windows, crop size, samples per video and multiscale as the loop builds them (test_call_sites).
+- models: both streams built from a config (channels, conv2's LRN, dropout, crop size, heads;
+  test_call_sites); cross-modality init through build_model (test_models); last-layer freezing
+  through stream_model (test_train).
+- train/test: lr schedule and logged metrics (test_train_metrics); seeding before the net is built
+  (test_determinism); validation, never test, videos per epoch (test_validation); the test stage's
+  positions, crops and subsets (test_call_sites); the test protocol (test_evaluate).
+- fusion, predict, sweeps: C chosen on validation, the averaged streams (test_fusion); predict's codec
+  and stream order (test_predict); a trial's sampled values reach its config, its objective is its
+  validation accuracy (test_sweep).
+Not covered: the per-epoch validation's positions and crops (run_train's validate: a cost, not a result).
+"""
 
 from pathlib import Path
 

@@ -37,6 +37,15 @@ class Mutant:
 EVALUATE = "twostream/train/evaluate.py"
 DATASETS = "twostream/inputs/datasets.py"
 LOOP = "twostream/train/loop.py"
+SYNTHETIC = "twostream/data/synthetic.py"
+STAGE = "twostream/train/stage.py"
+
+
+def call_site(test: str) -> tuple[str]:
+    """A test of tests/test_call_sites.py (all its parameter sets)."""
+    return (f"tests/test_call_sites.py::{test}",)
+
+
 MUTANTS = [
     # the test protocol's call site (tests/test_evaluate.py)
     Mutant("test-time flow mirrors keep their x sign", EVALUATE,
@@ -95,6 +104,43 @@ MUTANTS = [
     # same command, same numbers (issue 14)
     Mutant("a stream's network is built before torch is seeded", "twostream/train/stage.py",
            "    torch.manual_seed(cfg.seed)\n", "    pass\n", ("tests/test_determinism.py",)),
+    # call sites that hand a tested helper the wrong thing (issue 27; tests/test_call_sites.py)
+    Mutant("the bi-directional backward half-window is read one field late", DATASETS,
+           'read_flow(video_id, position, self.L // 2, "bwd")',
+           'read_flow(video_id, position + 1, self.L // 2, "bwd")',
+           call_site("test_bidirectional_stacks_read_the_window_s_first_half_backwards")),
+    Mutant("the temporal input source takes mean_subtraction for bidirectional", STAGE,
+           "stream_cfg.stacking, stream_cfg.bidirectional,", "stream_cfg.stacking, stream_cfg.mean_subtraction,",
+           call_site("test_bidirectional_stacks_read_the_window_s_first_half_backwards")),
+    Mutant("the temporal input source ignores the configured stacking mode", STAGE,
+           "stream_cfg.L, stream_cfg.stacking,", 'stream_cfg.L, "optical_flow",',
+           call_site("test_the_stacking_mode_reaches_the_temporal_source")),
+    Mutant("training crops of flow are mirrored without negating x", DATASETS,
+           "self.crop_size, self.source.is_flow,", "self.crop_size, False,",
+           call_site("test_training_samples_flip_flow_by_negating_x_and_reach_every_window")),
+    Mutant("training positions never reach a video's final window", DATASETS,
+           "torch.randint(0, self.source.num_positions(video.id), (1,))",
+           "torch.randint(0, self.source.num_positions(video.id) - 1, (1,))",
+           call_site("test_training_samples_flip_flow_by_negating_x_and_reach_every_window")),
+    Mutant("the training loop ignores train.multiscale", LOOP,
+           "train_cfg.multiscale)", "None)",
+           call_site("test_the_training_loop_draws_the_configured_crops_samples_and_scales")),
+    Mutant("the temporal CNN-M-2048 keeps conv2's LRN", "twostream/models/__init__.py",
+           "conv2_lrn=not is_flow", "conv2_lrn=True",
+           call_site("test_both_streams_built_from_a_config_get_their_own_architecture_options")),
+    Mutant("both streams' networks get the spatial stream's dropout", STAGE,
+           "dropout=stream_cfg.dropout", "dropout=cfg.streams.spatial.dropout",
+           call_site("test_both_streams_built_from_a_config_get_their_own_architecture_options")),
+    Mutant("the test stage scores the centre crop only, whatever test.crops says", STAGE,
+           "crops=cfg.test.crops", "crops=1",
+           call_site("test_the_test_stage_scores_every_subset_with_the_configured_protocol")),
+    Mutant("synthetic backgrounds ignore the generator's seed", SYNTHETIC,
+           "np.random.default_rng([seed, 0, g])", "np.random.default_rng([0, 0, g])",
+           call_site("test_another_generator_seed_changes_every_random_element_of_every_clip")),
+    Mutant("the synthetic camera pan's direction ignores the generator's seed", SYNTHETIC,
+           "pan_direction, pan_speed = rng.uniform(0, 2 * math.pi),",
+           "pan_direction, pan_speed = np.random.default_rng(0).uniform(0, 2 * math.pi),",
+           call_site("test_another_generator_seed_changes_every_random_element_of_every_clip")),
     # kinds the suite caught before: kept as guards
     Mutant("a flipped flow stack negates y instead of x", "twostream/inputs/transforms.py",
            "flipped[0::2] *= -1", "flipped[1::2] *= -1", ("tests/test_transforms.py",)),

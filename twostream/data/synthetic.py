@@ -192,8 +192,8 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
             # to recognise training scenes instead of appearance or motion.
             background = _background(p, np.random.default_rng([seed, 0, g]))
             for c in range(1, n_clips + 1):
-                frames = _render_clip(p, appearance, motion, background,
-                                      np.random.default_rng([seed, 1, ci, g, c]))
+                draws = _draw_clip(p, motion, np.random.default_rng([seed, 1, ci, g, c]))
+                frames = _render_clip(p, appearance, motion, background, draws)
                 _write_video(videos[ci, g, c], frames, p.fps, p.jpeg_quality)
 
     _write_splits(root / "splits", classes, n_groups, n_clips, p.test_groups)
@@ -303,44 +303,90 @@ def _unit(angle: float) -> np.ndarray:
     return np.array([math.cos(angle), math.sin(angle)])
 
 
-def _object_track(p: SyntheticParams, motion: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Object displacement relative to the scene (T x 2, px) and rotation angle (T, degrees) per frame."""
-    t = np.arange(p.num_frames, dtype=np.float64)
-    direction = _unit(rng.uniform(0, 2 * math.pi))
+@dataclass(frozen=True)
+class ClipDraws:
+    """The random values one clip is rendered from (:func:`_draw_clip`); the rest is deterministic.
+
+    Attributes:
+        pan_direction: the camera pan's direction, radians.
+        pan_speed: the camera pan's speed, px/frame.
+        direction: the axis of the object's own motion, radians.
+        angle: the object's initial rotation, degrees.
+        speed: px/frame of Slide and Shuttle, final px/frame of Accelerate, signed deg/frame of Spin.
+        period, phase: Shuttle's period and phase in frames (None for the other motions).
+        start: the object's unfolded start (x, y) in px, over a whole reflection period.
+    """
+
+    pan_direction: float
+    pan_speed: float
+    direction: float
+    angle: float
+    speed: float
+    period: float | None
+    phase: float | None
+    start: np.ndarray
+
+    @property
+    def pan(self) -> np.ndarray:
+        """The camera velocity (x, y) in px/frame."""
+        return _unit(self.pan_direction) * self.pan_speed
+
+
+def _draw_clip(p: SyntheticParams, motion: str, rng: np.random.Generator) -> ClipDraws:
+    """Every random value of one clip of ``motion``, all from ``rng``, in the order the data was made with
+    (another order would change every generated dataset)."""
+    pan_direction, pan_speed = rng.uniform(0, 2 * math.pi), rng.uniform(0, p.camera_pan)
+    direction = rng.uniform(0, 2 * math.pi)
+    angle = rng.uniform(0, 360)
     speed_lo, speed_hi = p.speed_range
-    angle = np.full_like(t, rng.uniform(0, 360))
+    period = phase = None
     if motion == "Slide":
-        along = rng.uniform(speed_lo, speed_hi) * t
+        speed = rng.uniform(speed_lo, speed_hi)
     elif motion == "Shuttle":
         period = rng.uniform(*p.shuttle_period_range)
         phase = rng.uniform(0, period)
-        # Triangle wave of slope +-1: constant speed, reversing every half period.
-        along = rng.uniform(speed_lo, speed_hi) * (np.abs((t + phase) % period - period / 2) - period / 4)
+        speed = rng.uniform(speed_lo, speed_hi)
     elif motion == "Accelerate":
-        final_speed = rng.uniform(speed_hi, 2 * speed_hi)
-        along = 0.5 * final_speed / t[-1] * t**2
+        speed = rng.uniform(speed_hi, 2 * speed_hi)
+    else:
+        speed = rng.choice((-1.0, 1.0)) * rng.uniform(*p.spin_range)
+    room = np.array([p.width - p.object_size, p.height - p.object_size], dtype=np.float64)
+    start = rng.uniform(0, 2 * room)
+    return ClipDraws(pan_direction, pan_speed, direction, angle, speed, period, phase, start)
+
+
+def _object_track(p: SyntheticParams, motion: str, draws: ClipDraws) -> tuple[np.ndarray, np.ndarray]:
+    """Object displacement relative to the scene (T x 2, px) and rotation angle (T, degrees) per frame."""
+    t = np.arange(p.num_frames, dtype=np.float64)
+    angle = np.full_like(t, draws.angle)
+    if motion == "Slide":
+        along = draws.speed * t
+    elif motion == "Shuttle":
+        period = draws.period
+        # Triangle wave of slope +-1: constant speed, reversing every half period.
+        along = draws.speed * (np.abs((t + draws.phase) % period - period / 2) - period / 4)
+    elif motion == "Accelerate":
+        along = 0.5 * draws.speed / t[-1] * t**2
     else:
         along = np.zeros_like(t)
-        angle += rng.choice((-1.0, 1.0)) * rng.uniform(*p.spin_range) * t
-    return along[:, None] * direction, angle
+        angle += draws.speed * t
+    return along[:, None] * _unit(draws.direction), angle
 
 
 def _render_clip(
-    p: SyntheticParams, appearance: str, motion: str, background: np.ndarray, rng: np.random.Generator
+    p: SyntheticParams, appearance: str, motion: str, background: np.ndarray, draws: ClipDraws
 ) -> list[np.ndarray]:
-    """Render the RGB uint8 frames of one clip of ``appearance`` moving by ``motion``."""
+    """Render the RGB uint8 frames of one clip of ``appearance`` moving by ``motion`` as ``draws`` say."""
     h, w, size = p.height, p.width, p.object_size
     t = np.arange(p.num_frames, dtype=np.float64)
 
-    pan = _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0, p.camera_pan)
     # Scene content moves by +pan px/frame in the image; centring at mid-clip halves the margin needed.
-    scene_shift = (t[:, None] - t[-1] / 2) * pan
-    offset, angle = _object_track(p, motion, rng)
+    scene_shift = (t[:, None] - t[-1] / 2) * draws.pan
+    offset, angle = _object_track(p, motion, draws)
     # Object centre on screen: scene motion plus own motion, reflected into the frame. The unfolded start
     # is uniform over a full reflection period, so each frame's position is uniform for every class.
     room = np.array([w - size, h - size], dtype=np.float64)
-    start = rng.uniform(0, 2 * room)
-    centre = size / 2 + _fold(start + offset + scene_shift, room)
+    centre = size / 2 + _fold(draws.start + offset + scene_shift, room)
 
     sprite, alpha = _object_sprite(appearance, size, p.texture_colours)
     m = _pan_margin(p)
