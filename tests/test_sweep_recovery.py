@@ -16,12 +16,20 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 from postgres_server import Unavailable, throwaway_server
+from test_sweep import _Launcher, _sweeper
 
 from twostream.sweep.space import format_value
-from twostream.sweep.study import HEARTBEAT_ATTR, HeartbeatJournalStorage, Liveness, RetryLostTrialOnce
-from twostream.sweep.sweeper import ERROR_ATTR, fail_lost_trials, is_lost, tried_combinations
+from twostream.sweep.study import (
+    HEARTBEAT_ATTR,
+    HeartbeatJournalStorage,
+    Liveness,
+    RetryLostTrialOnce,
+    open_storage,
+)
+from twostream.sweep.sweeper import DUPLICATE_ATTR, ERROR_ATTR, fail_lost_trials, is_lost, tried_combinations
 
 REPO = Path(__file__).resolve().parents[1]
 STUB = REPO / "tests" / "sweep_stub.py"
@@ -182,3 +190,71 @@ def test_the_server_wants_a_password_that_the_url_does_not_hold(postgres_url, mo
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.pgpass either
     with pytest.raises(sqlalchemy.exc.OperationalError, match="password"):
         sqlalchemy.create_engine(postgres_url).connect().close()
+
+
+# In-process: the sweeper with a launcher that runs nothing (tests/test_sweep.py's), on a journal.
+
+A_B = sorted(itertools.product((1, 2), ("x", "y")))
+
+
+def _combos(trials, state=TrialState.COMPLETE):
+    return sorted((t.params["a"], t.params["b"]) for t in trials if t.state == state)
+
+
+def test_two_trials_holding_one_combination_run_it_once(tmp_path):
+    """What two workers adding one combination at the same moment leave: two waiting trials of it.
+    The higher-numbered one yields to the other instead of running it a second time."""
+    storage = open_storage(str(tmp_path / "s.journal"))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    dists = {"a": CategoricalDistribution([1, 2]), "b": CategoricalDistribution(["x", "y"])}
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params={"a": 1, "b": "x"},
+                                                  distributions=dists))
+    launcher = _Launcher()
+    trials = _sweeper(tmp_path, launcher, n_trials=10).sweep([]).trials
+    assert _combos(trials) == A_B and len(launcher.launched) == 4
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[DUPLICATE_ATTR] == 0
+
+
+class _Interrupted(_Launcher):
+    def launch(self, jobs, initial_job_idx):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_fails_and_requeues_the_batch_at_once(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _sweeper(tmp_path, _Interrupted(), n_trials=10).sweep([])  # 3 trials at once
+    study = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "s.journal")))
+    lost = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(lost) == 3 and all(is_lost(t) for t in lost)
+    queued = [t for t in study.trials if t.state == TrialState.WAITING]  # no grace period to wait for
+    assert sorted(t.system_attrs["failed_trial"] for t in queued) == [t.number for t in lost]
+    trials = _sweeper(tmp_path, _Launcher(), n_trials=10).sweep([]).trials  # the same command again
+    assert _combos(trials) == A_B
+    assert {t.system_attrs.get("failed_trial") for t in trials if t.state == TrialState.COMPLETE} >= \
+        {t.number for t in lost}
+
+
+class _LateWorker(_Launcher):
+    """Its first batch's trials are failed as lost by another worker while they run (heartbeats that
+    came too late), yet their jobs complete."""
+
+    def __init__(self, storage_path):
+        super().__init__()
+        self.storage_path = storage_path
+
+    def launch(self, jobs, initial_job_idx):
+        if not self.launched:
+            storage = open_storage(self.storage_path)
+            study_id = storage.get_study_id_from_name("s")
+            for job in jobs:
+                number = int(next(o for o in job if o.startswith("++trial.number=")).split("=")[1])
+                storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, number),
+                                               TrialState.FAIL)
+        return super().launch(jobs, initial_job_idx)
+
+
+def test_a_result_that_comes_after_its_trial_was_failed_as_lost_is_not_counted(tmp_path):
+    trials = _sweeper(tmp_path, _LateWorker(str(tmp_path / "s.journal")), n_trials=10).sweep([]).trials
+    assert [t.state for t in trials[:3]] == [TrialState.FAIL] * 3  # their late results were not told
+    assert _combos(trials) == A_B  # their combinations ran again
