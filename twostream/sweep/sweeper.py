@@ -4,7 +4,10 @@ Per batch of ``parallel_trials`` trials it asks the study for parameters (Optuna
 hands the jobs to the configured Hydra launcher (in this process, joblib workers, Slurm through
 submitit) and tells the study each job's objective, read from the dict the task returned.
 Re-running the same command continues the study in its storage; several such commands (workers)
-may share one study. Configured in ``conf/hydra/sweeper/optuna.yaml``.
+may share one study. A worker records a heartbeat of the trials it runs; a trial whose worker died
+is failed by the next worker that looks and its parameters run again, once. A finite space runs
+each combination once across all workers. Configured in ``conf/hydra/sweeper/optuna.yaml``; the
+user's side is in docs/sweeps.md.
 """
 
 import contextlib
@@ -205,7 +208,7 @@ class OptunaSweeper(Sweeper):
             "pruner": OmegaConf.to_container(self.pruner_cfg, resolve=True)}
 
         rng = random.Random(self.seed)
-        launched, waiting_for = 0, None
+        launched, waiting_for = 0, []
         while launched < self.n_trials:
             fail_lost_trials(study)  # before asking: a dead worker's trial is run again, not counted as tried
             batch = min(self.parallel_trials, self.n_trials - launched)
@@ -215,45 +218,51 @@ class OptunaSweeper(Sweeper):
                 if axes is not None:  # a finite space with a sampler of the user's: never more trials than it holds
                     batch = min(batch, math.prod(len(axis) for axis in axes) - len(tried_combinations(study, space)))
                 trials = [self._start(study, storage, ask(study, space)) for _ in range(max(batch, 0))]
-            if not trials:
-                running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                           if WORKER_ATTR in t.user_attrs]
-                if running and claim_combinations:
-                    if running != waiting_for:
-                        log.info("every combination is tried or taken; waiting for trials %s of other workers to "
-                                 "finish (or to be found dead %d s after their last heartbeat)",
-                                 running, self.liveness.grace_period)
-                        waiting_for = running
-                    time.sleep(self.liveness.interval)
-                    continue
+            if trials:
+                self._run_batch(study, storage, trials, fixed, sweep_dir, pruning)
+                launched += len(trials)
+                continue
+            running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if WORKER_ATTR in t.user_attrs]
+            if not (running and claim_combinations):
                 log.info("every one of the search space's combinations has been tried: the study is complete")
                 break
-            jobs = []
-            for trial in trials:
-                output_dir = sweep_dir / f"trial_{trial.number}"
-                trial.set_user_attr(PRUNING_ATTR, pruning)
-                trial.set_user_attr(OUTPUT_DIR_ATTR, os.path.abspath(output_dir))
-                jobs.append(self._job_overrides(trial, fixed, output_dir))
-            try:
-                self.validate_batch_is_legal(jobs)
-            except Exception as error:
-                for trial in trials:
-                    self._fail(study, trial, error)
-                raise
-            try:
-                with heartbeats(storage, [t._trial_id for t in trials], self.liveness.interval):
-                    returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
-            except BaseException:  # Ctrl-C, or a launcher that lost its jobs: as if their worker died
-                for trial in trials:
-                    self._lose(study, storage, trial)
-                raise
-            errors = [error for trial, ret in zip(trials, returns, strict=True)
-                      if (error := self._tell(study, trial, ret)) is not None]
-            if errors:
-                raise errors[0]
-            launched += len(trials)
+            # Another worker's trial may still die; then its combination is this worker's to run.
+            if running != waiting_for:
+                log.info("every combination is tried or taken; waiting for trials %s of other workers to finish "
+                         "(or to be found dead %d s after their last heartbeat)", running, self.liveness.grace_period)
+                waiting_for = running
+            time.sleep(self.liveness.interval)
         self._log_best(study)
         return study
+
+    def _run_batch(self, study: optuna.Study, storage: BaseStorage, trials: list[optuna.Trial], fixed: Sequence[str],
+                   sweep_dir: Path, pruning: dict[str, Any] | None) -> None:
+        """Launch the trials' jobs, beating for them while they run, and tell the study their outcome;
+        raise the first job's error."""
+        jobs = []
+        for trial in trials:
+            output_dir = sweep_dir / f"trial_{trial.number}"
+            trial.set_user_attr(PRUNING_ATTR, pruning)
+            trial.set_user_attr(OUTPUT_DIR_ATTR, os.path.abspath(output_dir))
+            jobs.append(self._job_overrides(trial, fixed, output_dir))
+        try:
+            self.validate_batch_is_legal(jobs)
+        except Exception as error:
+            for trial in trials:
+                self._fail(study, trial, error)
+            raise
+        try:
+            with heartbeats(storage, [t._trial_id for t in trials], self.liveness.interval):
+                returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
+        except BaseException:  # Ctrl-C, or a launcher that lost its jobs: as if their worker died
+            for trial in trials:
+                self._lose(study, storage, trial)
+            raise
+        errors = [error for trial, ret in zip(trials, returns, strict=True)
+                  if (error := self._tell(study, trial, ret)) is not None]
+        if errors:
+            raise errors[0]
 
     def _start(self, study: optuna.Study, storage: BaseStorage, trial: optuna.Trial) -> optuna.Trial:
         """Mark a trial this worker's: its first heartbeat (before anything can kill it) and who runs it."""
