@@ -7,6 +7,7 @@ mid-trial as a cluster would. Heartbeats every second, a dead worker's trial fou
 
 import itertools
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from optuna.trial import TrialState
 from postgres_server import Unavailable, throwaway_server
 from test_sweep import _Launcher, _sweeper
 
-from twostream.sweep.space import format_value
+from twostream.sweep.space import format_value, pick_untried
 from twostream.sweep.study import (
     HEARTBEAT_ATTR,
     HeartbeatJournalStorage,
@@ -258,3 +259,13 @@ def test_a_result_that_comes_after_its_trial_was_failed_as_lost_is_not_counted(t
     trials = _sweeper(tmp_path, _LateWorker(str(tmp_path / "s.journal")), n_trials=10).sweep([]).trials
     assert [t.state for t in trials[:3]] == [TrialState.FAIL] * 3  # their late results were not told
     assert _combos(trials) == A_B  # their combinations ran again
+
+
+def test_untried_combinations_are_drawn_until_none_is_left():
+    rng, tried = random.Random(0), {(9, "z")}  # a trial of an earlier space: off this grid, not counted
+    for _ in range(4):
+        tried.add(pick_untried([[1, 2], ["x", "y"]], tried, rng))
+    assert tried - {(9, "z")} == set(A_B) and pick_untried([[1, 2], ["x", "y"]], tried, rng) is None
+    big = [list(range(400)), list(range(400))]  # 160,000 combinations: drawn, not listed
+    taken = {(a, b) for a in range(400) for b in range(399)}
+    assert pick_untried(big, taken, rng)[1] == 399

@@ -125,7 +125,8 @@ ENUMERATE_UP_TO = 100_000  # larger grids are drawn from, not listed
 def pick_untried(axes: Sequence[Sequence[Choice]], tried: Set[tuple], rng: random.Random) -> tuple | None:
     """A uniformly drawn combination of the grid ``axes`` that is not in ``tried``; None when all are."""
     size = math.prod(len(axis) for axis in axes)
-    on_grid = sum(all(value in axis for value, axis in zip(combo, axes, strict=True)) for combo in tried)
+    values = [set(axis) for axis in axes]
+    on_grid = sum(all(value in axis for value, axis in zip(combo, values, strict=True)) for combo in tried)
     if on_grid >= size:  # (trials of an earlier, other space may hold values off this grid)
         return None
     if size <= ENUMERATE_UP_TO:
