@@ -125,7 +125,7 @@ class RetryLostTrialOnce(RetryHeartbeatStaleTrialCallback):
             log.warning("trial %d (a retry of trial %d) lost its worker too: its parameters %s are given up",
                         trial.number, history[0], trial.params)
         else:
-            log.warning("trial %d lost its worker (no heartbeat): failed; its parameters %s run again",
+            log.warning("trial %d lost its worker (killed, or no heartbeat): failed; its parameters %s run again",
                         trial.number, trial.params)
         super().__call__(study, trial)
 
