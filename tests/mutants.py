@@ -152,6 +152,14 @@ MUTANTS = [
     Mutant("merged label sets give the extra dataset's classes the evaluated dataset's labels",
            "twostream/data/catalog.py", "label=v.label + len(classes)", "label=v.label",
            ("tests/test_datasets_multitask.py",)),
+    # sweeps that lose nothing when a worker dies (issue 28)
+    Mutant("two workers that claim one combination both run it", "twostream/sweep/sweeper.py",
+           "            if holder is not None:", "            if False:",
+           ("tests/test_sweep_recovery.py::test_two_trials_holding_one_combination_run_it_once",)),
+    Mutant("a lost trial is never retried (its stale failure queues nothing)", "twostream/sweep/study.py",
+           "        super().__call__(study, trial)", "        pass",
+           ("tests/test_sweep_recovery.py::test_a_trial_lost_twice_is_given_up",
+            "tests/test_sweep_recovery.py::test_ctrl_c_fails_and_requeues_the_batch_at_once")),
 ]
 
 

@@ -235,7 +235,8 @@ def _sweeper(tmp_path, launcher, n_trials, sampler="auto"):
     sweeper = OptunaSweeper(study_name="s", storage=str(tmp_path / "s.journal"), direction="maximize",
                             objective="val_accuracy.temporal", n_trials=n_trials, parallel_trials=3, sampler=sampler,
                             pruner=None, pruning=OmegaConf.create({"stream": "temporal", "metric": "val/accuracy"}),
-                            params=OmegaConf.create({"a": "choice(1, 2)", "b": "choice(x, y)"}))
+                            params=OmegaConf.create({"a": "choice(1, 2)", "b": "choice(x, y)"}),
+                            heartbeat=OmegaConf.create({"interval": 1, "grace_period": 3}))
     sweeper.hydra_context = SimpleNamespace(config_loader=None)
     sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}},
                                        "dataset": {"validation": {"fraction": 0.2, "seed": 0}}})

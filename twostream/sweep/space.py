@@ -12,7 +12,10 @@ Any other value (``key=value``) is fixed for every trial.
 """
 
 import decimal
-from collections.abc import Iterable, Mapping
+import itertools
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -102,14 +105,34 @@ def trial_overrides(params: dict[str, Choice]) -> list[str]:
     return [f"{key}={format_value(value)}" for key, value in params.items()]
 
 
-def combinations(space: Mapping[str, BaseDistribution]) -> int | None:
-    """How many parameter combinations a space holds; None when it is not finite (a float interval)."""
-    count = 1
+def grid_axes(space: Mapping[str, BaseDistribution]) -> list[list[Choice]] | None:
+    """Each searched key's values (in the space's key order) when the space is finite; None when it is
+    not (a float interval, a log-scaled integer)."""
+    axes: list[list[Choice]] = []
     for dist in space.values():
         if isinstance(dist, CategoricalDistribution):
-            count *= len(dist.choices)
+            axes.append(list(dist.choices))
         elif isinstance(dist, IntDistribution) and not dist.log:
-            count *= (dist.high - dist.low) // dist.step + 1
+            axes.append(list(range(dist.low, dist.high + 1, dist.step)))
         else:
             return None
-    return count
+    return axes
+
+
+ENUMERATE_UP_TO = 100_000  # larger grids are drawn from, not listed
+
+
+def pick_untried(axes: Sequence[Sequence[Choice]], tried: Set[tuple], rng: random.Random) -> tuple | None:
+    """A uniformly drawn combination of the grid ``axes`` that is not in ``tried``; None when all are."""
+    size = math.prod(len(axis) for axis in axes)
+    values = [set(axis) for axis in axes]
+    on_grid = sum(all(value in axis for value, axis in zip(combo, values, strict=True)) for combo in tried)
+    if on_grid >= size:  # (trials of an earlier, other space may hold values off this grid)
+        return None
+    if size <= ENUMERATE_UP_TO:
+        untried = [combo for combo in itertools.product(*axes) if combo not in tried]
+        return rng.choice(untried) if untried else None
+    while True:  # a large grid: the study's trials are a small part of it, so few draws are rejected
+        combo = tuple(rng.choice(axis) for axis in axes)
+        if combo not in tried:
+            return combo
