@@ -89,7 +89,7 @@ def test_results_table_is_written_and_printed(tiny_run):
     assert_results_match_score_files(cwd / "outputs/tiny")
     assert results["num_classes"] == 12 and results["num_test_videos"] == 12
     assert results["chance"] == pytest.approx(1 / 12)
-    assert "| fusion_svm |" in result.stdout and "| chance | 8.3% |" in result.stdout
+    assert "| fusion_svm |" in result.stdout and "| chance (1/C) | 8.3% | 8.3% | 41.7% | 8.3% |" in result.stdout
     assert (cwd / "outputs/tiny/results.md").read_text().count("|") > 10
 
 
@@ -122,6 +122,16 @@ def test_every_stage_is_an_offline_wandb_run_holding_its_metrics(tiny_run):
     train_temporal = runs[2]
     assert [h["epoch"] for h in train_temporal.history if "epoch" in h] == [1, 2]
     assert runs[0].summary["videos_extracted"] == 36
+    assert [runs[0].summary[f"flow_samples/{i}"]["_type"] for i in range(4)] == ["image-file"] * 4
+
+
+def test_wandb_says_where_the_runs_are_in_one_line(tiny_run):
+    _, result = tiny_run
+    output = result.stdout + result.stderr
+    assert "wandb:" not in output  # wandb's own three lines per run
+    [note] = [line for line in output.splitlines() if "W&B" in line]
+    assert note.endswith("W&B: 6 offline run(s) in outputs/tiny/wandb; browse them with `wandb leet outputs/tiny/wandb`, "
+                         "upload them with `wandb sync outputs/tiny/wandb/offline-run-*`")
 
 
 def test_one_stage_alone_reuses_earlier_outputs(tiny_run):
