@@ -197,3 +197,33 @@ def test_videos_too_short_for_the_flow_stack_are_left_out_once_and_the_run_goes_
         ids = [str(v) for s in ("train", "val", "test")
                for v in np.load(tmp_path / f"outputs/short/scores/{stream}_{s}.npz")["video_ids"]]
         assert sorted(ids) == sorted(set(lengths) - {"Jump/c"})
+
+
+@pytest.mark.slow
+def test_keep_best_val_tests_each_stream_with_its_epoch_best_on_validation(tmp_path):
+    import torch  # noqa: PLC0415
+
+    from twostream.train.stage import trained_state  # noqa: PLC0415
+
+    result = twostream(*TINY, "streams.spatial.epochs=4", "streams.temporal.epochs=4", "train.keep=best_val",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output_dir = tmp_path / "outputs/tiny"
+    runs = {r.job_type: r for r in map(read_offline_run, find_runs(output_dir / "wandb"))}
+    cfg = OmegaConf.load(output_dir / ".hydra/config.yaml")
+    cfg.paths.output_dir = str(output_dir)
+    for stream in ("spatial", "temporal"):
+        history = [row["val/accuracy"] for row in runs[f"train_{stream}"].history if "val/accuracy" in row]
+        best = int(np.argmax(history)) + 1  # the first of equal maxima
+        assert len(history) == 4 and runs[f"test_{stream}"].summary["kept_epoch"] == best
+        assert runs[f"test_{stream}"].summary["train_keep"] == "best_val"
+        state = torch.load(output_dir / f"checkpoints/{stream}.pt", weights_only=False)
+        assert state["best"]["epoch"] == best and state["best"]["val_accuracy"] == pytest.approx(max(history))
+        assert state["settings"]["train"]["keep"] == "best_val"  # part of what the weights depend on
+        kept = trained_state(cfg, stream)["model"]  # what the test stage (and predict) load
+        assert all(torch.equal(kept[k], state["best"]["model"][k]) for k in kept)
+        if best < 4:  # then the last epoch's weights are others
+            assert any(not torch.equal(kept[k], state["model"][k]) for k in kept)
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["train_keep"] == "best_val"
+    assert "(train.keep=best_val)" in (output_dir / "results.md").read_text()
