@@ -249,8 +249,9 @@ def test_the_picture_keeps_a_portrait_clip_s_aspect_shows_flow_in_px_and_no_labe
             "fusion_average": [("run", 0.4), ("walk", 0.425), ("jump", 0.175)],
             "fusion_svm": [("run", 0.12), ("walk", -0.35), ("jump_very_long_class_name", -1.75)]}
     caption = Caption("portrait.avi", "true class: walk (in the run's test list)",
-                      "may show none of the run's classes (heuristic: top probability 0.42 < 0.5; the streams "
-                      "disagree (spatial: walk, temporal: run))", 8.0)
+                      "may show none of the run's classes (heuristic: top probability 0.42 is only 0.13 of the way "
+                      "from chance (0.33) to certainty, < 0.5; the streams disagree (spatial: walk, temporal: "
+                      "run))", 8.0)
     fig = save_picture(frames, flows, [0, 5, 9], tops, caption, tmp_path / "p.png")
     frame_axes, flow_axes = fig.axes[:3], fig.axes[3:6]
     for ax in frame_axes + flow_axes:  # the whole image, no padding, in a box of its own aspect
@@ -283,10 +284,9 @@ def test_the_old_picture_s_value_labels_did_overlap(tmp_path):
     plt.close(fig)
 
 
-def doubt_of(scores: dict[str, list[float]]) -> str | None:
-    run = TrainedRun(Path("run"), OmegaConf.create({}), ["walk", "run", "jump"], {s: {} for s in ("spatial", "temporal")
-                                                                                   if s in scores},
-                     None, [], None)
+def doubt_of(scores: dict[str, list[float]], classes: tuple[str, ...] = ("walk", "run", "jump")) -> str | None:
+    run = TrainedRun(Path("run"), OmegaConf.create({}), list(classes),
+                     {s: {} for s in ("spatial", "temporal") if s in scores}, None, [], None)
     arrays = {m: np.array(v) for m, v in scores.items()}
     if len(run.weights) > 1:
         arrays["fusion_average"] = (arrays["spatial"] + arrays["temporal"]) / 2
@@ -295,11 +295,17 @@ def doubt_of(scores: dict[str, list[float]]) -> str | None:
 
 def test_the_doubt_heuristic_names_a_weak_top_class_and_disagreeing_streams():
     settings = predict_settings()
-    assert settings.doubt.min_probability == 0.5 and settings.doubt.streams_disagree is True
+    assert settings.doubt.min_confidence == 0.5 and settings.doubt.streams_disagree is True
     assert doubt_of({"spatial": [0.8, 0.1, 0.1], "temporal": [0.7, 0.2, 0.1]}) is None
+    # 0.475 of 3 classes: (0.475 - 1/3) / (2/3) = 0.21 of the way from chance to certainty
     assert doubt_of({"spatial": [0.45, 0.3, 0.25], "temporal": [0.5, 0.3, 0.2]}) == (
-        "may show none of the run's classes (heuristic: top probability 0.47 < 0.5)")
-    assert doubt_of({"spatial": [0.9, 0.05, 0.05], "temporal": [0.3, 0.6, 0.1]}) == (
+        "may show none of the run's classes (heuristic: top probability 0.47 is only 0.21 of the way from "
+        "chance (0.33) to certainty, < 0.5)")
+    assert doubt_of({"spatial": [0.95, 0.05, 0.0], "temporal": [0.45, 0.5, 0.05]}) == (  # average 0.7: 0.55
         "may show none of the run's classes (heuristic: the streams disagree (spatial: walk, temporal: run))")
-    assert doubt_of({"temporal": [0.4, 0.35, 0.25]}) == (  # one stream: its own probability
-        "may show none of the run's classes (heuristic: top probability 0.40 < 0.5)")
+    assert doubt_of({"temporal": [0.6, 0.25, 0.15]}) == (  # one stream: its own probability
+        "may show none of the run's classes (heuristic: top probability 0.60 is only 0.40 of the way from "
+        "chance (0.33) to certainty, < 0.5)")
+    # two classes: a top probability of 0.7 is weak (0.4), which a plain 0.5 threshold could never say
+    assert "0.70 is only 0.40 of the way from chance (0.50)" in doubt_of(
+        {"temporal": [0.7, 0.3]}, classes=["walk", "run"])

@@ -137,13 +137,17 @@ def truth_of(video: Path, truths: dict[str, Truth]) -> Truth | None:
 
 def doubt(prediction: "Prediction", run: "TrainedRun", settings: DictConfig) -> str | None:
     """Why the prediction may be wrong because the video shows none of the run's classes, by the
-    heuristic of ``conf/predict/default.yaml`` (``doubt``): the top class's probability (the streams'
-    average) is low, or the streams' top classes differ; None when neither holds."""
+    heuristic of ``conf/predict/default.yaml`` (``doubt``): the top class's probability p (the streams'
+    average) is weak for the number of classes C, its confidence (p - 1/C) / (1 - 1/C) (0 at chance, 1 at
+    certainty) below ``min_confidence``, or the streams' top classes differ; None when neither holds."""
     streams = list(run.weights)
     average = prediction.scores["fusion_average"] if len(streams) > 1 else prediction.scores[streams[0]]
+    top, chance = float(average.max()), 1 / len(run.classes)
+    confidence = (top - chance) / (1 - chance)
     reasons = []
-    if float(average.max()) < settings.doubt.min_probability:
-        reasons.append(f"top probability {float(average.max()):.2f} < {settings.doubt.min_probability:g}")
+    if confidence < settings.doubt.min_confidence:
+        reasons.append(f"top probability {top:.2f} is only {confidence:.2f} of the way from chance "
+                       f"({chance:.2f}) to certainty, < {settings.doubt.min_confidence:g}")
     tops = {stream: run.classes[int(prediction.scores[stream].argmax())] for stream in streams}
     if settings.doubt.streams_disagree and len(set(tops.values())) > 1:
         reasons.append("the streams disagree (" + ", ".join(f"{s}: {c}" for s, c in tops.items()) + ")")
