@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import colorsys
-import os
 import json
+import os
 import shutil
 import struct
 import subprocess
