@@ -94,6 +94,9 @@ MUTANTS = [
     Mutant("the SVM's C ignores the validation videos", "twostream/fusion/stage.py",
            'if fit_on == "train" and "val" in loaded else None', "if False else None",
            ("tests/test_fusion.py::test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report",)),
+    Mutant("train.keep=best_val tests the last epoch's weights", "twostream/train/loop.py",
+           'return best["model"], best["epoch"]', 'return state["model"], best["epoch"]',
+           ("tests/test_train.py::test_keep_best_val_keeps_the_weights_of_the_epoch_best_on_validation",)),
     # predict: the run's own code path, or scores that differ from its score files (tests/test_predict.py)
     Mutant("predict extracts with the default lossless codec, not the run's cache codec", "twostream/predict.py",
            "layout=cache_layout(cfg))", "layout=type(cache_layout(cfg))())",

@@ -48,6 +48,11 @@ def problems(*overrides: str) -> str:
     (["train.crop_size=96"], "train.crop_size=96: at most the synthetic frames' 64x64"),
     (["train.crop_size=24"], "train.crop_size=24: at least"),
     (["train.batch_size=0"], "train.batch_size=0: an integer >= 1"),
+    (["train.keep=best"], "train.keep='best': one of 'last', 'best_val'"),
+    (["train.keep=best_val", "dataset.validation=null"], "dataset.validation=null: a validation split with "
+                                                          "train.keep=best_val"),
+    (["train.keep=best_val", "train.runtime.validate=false"], "train.runtime.validate=false: true with "
+                                                               "train.keep=best_val"),
     (["train.momentum=1.5"], "train.momentum=1.5: a number in [0, 1)"),
     (["train.lr_decay_at=[0.5,2]"], "train.lr_decay_at=[0.5, 2]: a list of fractions of the epochs"),
     (["train.lr_gamma=0"], "train.lr_gamma=0: a number in (0, 1]"),

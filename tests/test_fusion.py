@@ -161,10 +161,10 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
     assert per_class["columns"] == ["class", *expected]
     assert [row[0] for row in per_class["data"]] == classes
     assert [row[-1] for row in per_class["data"]] == pytest.approx(results["per_class_accuracy"]["fusion_svm"])
-    confusion = json.loads((tracker.run_dir / "files" / run.summary["confusion/fusion_svm_table"]["path"]).read_text())
-    counts = {(actual, predicted): n for actual, predicted, n in confusion["data"]}
+    confusion = json.loads((tracker.run_dir / "files" / run.summary["confusion/fusion_svm"]["path"]).read_text())
     matrix = confusion_matrix(test_labels, expected["fusion_svm"].argmax(1), labels=range(12))
-    assert counts == {(classes[i], classes[j]): matrix[i, j] for i in range(12) for j in range(12)}
+    assert confusion["columns"] == ["true \\ predicted", *classes]
+    assert confusion["data"] == [[c, *row] for c, row in zip(classes, matrix.tolist(), strict=True)]
     assert run.artifact_files == {"three-results": ["results.json", "results.md"],
                                   "three-fusion": ["fusion_average_test.npz", "fusion_svm_test.npz", "svm.pkl"]}
 

@@ -89,7 +89,7 @@ def test_results_table_is_written_and_printed(tiny_run):
     assert_results_match_score_files(cwd / "outputs/tiny")
     assert results["num_classes"] == 12 and results["num_test_videos"] == 12
     assert results["chance"] == pytest.approx(1 / 12)
-    assert "| fusion_svm |" in result.stdout and "| chance | 8.3% |" in result.stdout
+    assert "| fusion_svm |" in result.stdout and "| chance (1/C) | 8.3% | 8.3% | 41.7% | 8.3% |" in result.stdout
     assert (cwd / "outputs/tiny/results.md").read_text().count("|") > 10
 
 
@@ -122,6 +122,16 @@ def test_every_stage_is_an_offline_wandb_run_holding_its_metrics(tiny_run):
     train_temporal = runs[2]
     assert [h["epoch"] for h in train_temporal.history if "epoch" in h] == [1, 2]
     assert runs[0].summary["videos_extracted"] == 36
+    assert [runs[0].summary[f"flow_samples/{i}"]["_type"] for i in range(4)] == ["image-file"] * 4
+
+
+def test_wandb_says_where_the_runs_are_in_one_line(tiny_run):
+    _, result = tiny_run
+    output = result.stdout + result.stderr
+    assert "wandb:" not in output  # wandb's own three lines per run
+    [note] = [line for line in output.splitlines() if "W&B" in line]
+    assert note.endswith("W&B: 6 offline run(s) in outputs/tiny/wandb; browse them with `wandb leet outputs/tiny/wandb`, "
+                         "upload them with `wandb sync outputs/tiny/wandb/offline-run-*`")
 
 
 def test_one_stage_alone_reuses_earlier_outputs(tiny_run):
@@ -187,3 +197,33 @@ def test_videos_too_short_for_the_flow_stack_are_left_out_once_and_the_run_goes_
         ids = [str(v) for s in ("train", "val", "test")
                for v in np.load(tmp_path / f"outputs/short/scores/{stream}_{s}.npz")["video_ids"]]
         assert sorted(ids) == sorted(set(lengths) - {"Jump/c"})
+
+
+@pytest.mark.slow
+def test_keep_best_val_tests_each_stream_with_its_epoch_best_on_validation(tmp_path):
+    import torch  # noqa: PLC0415
+
+    from twostream.train.stage import trained_state  # noqa: PLC0415
+
+    result = twostream(*TINY, "streams.spatial.epochs=4", "streams.temporal.epochs=4", "train.keep=best_val",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output_dir = tmp_path / "outputs/tiny"
+    runs = {r.job_type: r for r in map(read_offline_run, find_runs(output_dir / "wandb"))}
+    cfg = OmegaConf.load(output_dir / ".hydra/config.yaml")
+    cfg.paths.output_dir = str(output_dir)
+    for stream in ("spatial", "temporal"):
+        history = [row["val/accuracy"] for row in runs[f"train_{stream}"].history if "val/accuracy" in row]
+        best = int(np.argmax(history)) + 1  # the first of equal maxima
+        assert len(history) == 4 and runs[f"test_{stream}"].summary["kept_epoch"] == best
+        assert runs[f"test_{stream}"].summary["train_keep"] == "best_val"
+        state = torch.load(output_dir / f"checkpoints/{stream}.pt", weights_only=False)
+        assert state["best"]["epoch"] == best and state["best"]["val_accuracy"] == pytest.approx(max(history))
+        assert state["settings"]["train"]["keep"] == "best_val"  # part of what the weights depend on
+        kept = trained_state(cfg, stream)["model"]  # what the test stage (and predict) load
+        assert all(torch.equal(kept[k], state["best"]["model"][k]) for k in kept)
+        if best < 4:  # then the last epoch's weights are others
+            assert any(not torch.equal(kept[k], state["model"][k]) for k in kept)
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["train_keep"] == "best_val"
+    assert "(train.keep=best_val)" in (output_dir / "results.md").read_text()

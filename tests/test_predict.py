@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 
 import cv2
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from omegaconf import OmegaConf
 from PIL import Image
 from test_pipeline import TINY
@@ -16,8 +19,8 @@ from test_pipeline import twostream as run_twostream
 from twostream import __main__ as cli
 from twostream import predict as predict_command
 from twostream.errors import UserError
-from twostream.predict import load_run, predict, video_files
-from twostream.predict_viz import save_animation, save_picture
+from twostream.predict import Prediction, TrainedRun, doubt, load_run, predict, predict_settings, video_files
+from twostream.predict_viz import Caption, save_animation, save_picture
 
 CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
 # Trained long enough that the streams' scores differ between videos by ~1e-2 (2 epochs leave them
@@ -26,6 +29,7 @@ CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
 TRAINED = [*TINY, "streams.spatial.epochs=8", "streams.temporal.epochs=8", "train.samples_per_video=4",
            "dataset.validation=null", "tracking.mode=disabled"]
 METHODS = ["spatial", "temporal", "fusion_average", "fusion_svm"]
+CAPTION = Caption("hd.avi", "true class: unknown", None, 8.0)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +70,12 @@ def test_predict_gives_every_test_video_the_run_s_own_scores(run, tmp_path, monk
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5, err_msg=method)
         assert [v["top"][method][0]["class"] for v in written["videos"]] == \
             [written["classes"][i] for i in expected.argmax(1)]
+    # each video is in the run's test list: its true class is shown, as the score files have it
+    labels = np.load(run_dir / "scores/spatial_test.npz")["labels"]
+    assert [v["truth"] for v in written["videos"]] == [{"class": written["classes"][i], "list": "test"} for i in labels]
     out = capsys.readouterr().out
     assert out.count("| rank | spatial | temporal | fusion_average | fusion_svm |") == len(videos)
-    assert f"{videos[0]} (16 frames)" in out
+    assert f"{videos[0]} (16 frames)\ntrue class: {written['classes'][labels[0]]} (in the run's test list)" in out
 
 
 def test_a_single_stream_run_has_no_fusion_and_needs_no_svm(run, tmp_path):
@@ -103,8 +110,8 @@ def test_real_clips_and_a_1080p_clip_are_classified_and_pictured(run, tmp_path, 
     hd = write_video(tmp_path / "hd.avi", [np.roll(big, 6 * k, axis=1) for k in range(8)], fps=30)
     # a folder is searched for videos; two of them (an AVI at 320x240, 25 fps, and an MP4 at 340x256,
     # 28 fps) and the 1080p clip are classified: flow at full size costs ~25 ms a pair on this CPU
-    assert [v.name for v in video_files([CLIPS])] == ["mmaction2_demo.mp4", "mmaction2_test.avi",
-                                                      "mmaction2_test.mp4"]
+    assert [v.name for v in video_files([CLIPS])] == sorted(p.name for p in CLIPS.iterdir()
+                                                            if p.suffix in (".avi", ".mp4"))
     videos = [CLIPS / "mmaction2_test.avi", CLIPS / "mmaction2_demo.mp4", hd]
     trained = load_run(run_dir, device="cpu")
     predictions = predict(trained, videos, samples=6, progress=False)
@@ -119,6 +126,7 @@ def test_real_clips_and_a_1080p_clip_are_classified_and_pictured(run, tmp_path, 
         for stream in ("spatial", "temporal"):
             assert prediction.scores[stream].shape == (12,)
             assert prediction.scores[stream].sum() == pytest.approx(1, abs=1e-5)  # softmax, averaged
+        assert prediction.truth is None  # not in the run's lists
     hd_flow = predictions[-1].flows[:, 0]  # the texture moves 6 px right per frame
     assert np.median(hd_flow) == pytest.approx(6, abs=0.5)
 
@@ -126,19 +134,19 @@ def test_real_clips_and_a_1080p_clip_are_classified_and_pictured(run, tmp_path, 
     tops = {m: prediction.top(m, trained.classes, 5) for m in trained.methods}
     frames, flows, sampled = prediction.samples(4)
     assert sampled == [prediction.sampled[i] for i in (0, 2, 3, 5)]
-    fig = save_picture(frames, flows, sampled, tops, "hd.avi", tmp_path / "hd.png")
+    fig = save_picture(frames, flows, sampled, tops, CAPTION, tmp_path / "hd.png")
     # 4 frames, their 4 flow images, one bar chart per stream and fusion, in that order
     assert len(fig.axes) == 12
-    assert [ax.get_title().split("\n")[0] for ax in fig.axes[8:]] == METHODS
+    assert [ax.get_title() for ax in fig.axes[8:]] == METHODS
     assert [ax.get_title() for ax in fig.axes[:4]] == [f"frame {t}" for t in sampled]
     png = cv2.imread(str(tmp_path / "hd.png"))
     assert png.shape[:2] == tuple(round(x * 100) for x in fig.get_size_inches()[::-1])
     assert [len(ax.patches) for ax in fig.axes[8:]] == [5] * 4  # the top-5 bars
 
     frames, flows, sampled = prediction.samples(3)
-    assert save_animation(frames, flows, sampled, tops, "hd", tmp_path / "hd.gif", fps=8) == 3
+    assert save_animation(frames, flows, sampled, tops, CAPTION, tmp_path / "hd.gif", fps=8) == 3
     assert Image.open(tmp_path / "hd.gif").n_frames == 3
-    save_animation(frames, flows, sampled, tops, "hd", tmp_path / "hd.mp4", fps=8)
+    save_animation(frames, flows, sampled, tops, CAPTION, tmp_path / "hd.mp4", fps=8)
     assert cv2.VideoCapture(str(tmp_path / "hd.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
 
 
@@ -204,3 +212,100 @@ def test_a_run_whose_estimator_or_device_needs_a_gpu_is_refused_without_one(run,
     OmegaConf.save(cfg, brox / ".hydra/config.yaml")
     message = refused(brox, videos[:1], monkeypatch)
     assert "flow=brox" in message and "needs OpenCV built with CUDA" in message
+
+
+# --- the picture: truth and doubt in the title, flow on a fixed scale in px, aspect kept, no label overlaps
+
+def texts_overlap(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` whose drawn boxes intersect, texts that run into a bar
+    of a bar chart, and texts cut by the picture's edge."""
+    canvas = FigureCanvasAgg(fig)  # the figure may have been closed (saved) already
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = list(fig.texts)  # the title among them
+    for ax in fig.axes:
+        texts += [ax.title, *ax.texts]
+        if ax.axison:  # an image's axes are off: their ticks are not drawn
+            texts += [ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+    texts = [t for t in texts if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    hits = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    bars = [patch.get_window_extent(renderer) for ax in fig.axes for patch in ax.patches]
+    picture = fig.bbox
+    return (hits + [(text, "a bar") for text, box in boxes for bar in bars if box.overlaps(bar)]
+            + [(text, "the picture's edge") for text, box in boxes
+               if box.x0 < picture.x0 or box.x1 > picture.x1 or box.y0 < picture.y0 or box.y1 > picture.y1])
+
+
+def test_the_picture_keeps_a_portrait_clip_s_aspect_shows_flow_in_px_and_no_label_overlaps(tmp_path, textured_image):
+    portrait = np.ascontiguousarray(np.rot90(textured_image))  # 128 high, 96 wide
+    frames = np.stack([portrait] * 3)
+    flows = np.zeros((3, 2, 128, 96), np.float32)
+    flows[0, 0] = 1.4  # noise-sized motion: must stay dim
+    flows[1, 1] = 8.0  # the full-scale displacement
+    flows[2, 0] = 20.0  # beyond it: clipped to full
+    tops = {"spatial": [("walk", 0.45), ("run", 0.3), ("jump", 0.25)],
+            "temporal": [("run", 0.5), ("walk", 0.4), ("jump", 0.1)],
+            "fusion_average": [("run", 0.4), ("walk", 0.425), ("jump", 0.175)],
+            "fusion_svm": [("run", 0.12), ("walk", -0.35), ("jump_very_long_class_name", -1.75)]}
+    caption = Caption("portrait.avi", "true class: walk (in the run's test list)",
+                      "may show none of the run's classes (heuristic: top probability 0.42 is only 0.13 of the way "
+                      "from chance (0.33) to certainty, < 0.5; the streams disagree (spatial: walk, temporal: "
+                      "run))", 8.0)
+    fig = save_picture(frames, flows, [0, 5, 9], tops, caption, tmp_path / "p.png")
+    frame_axes, flow_axes = fig.axes[:3], fig.axes[3:6]
+    for ax in frame_axes + flow_axes:  # the whole image, no padding, in a box of its own aspect
+        assert ax.get_images()[0].get_array().shape[:2] == (128, 96)
+        box = ax.get_window_extent()
+        assert box.height / box.width == pytest.approx(128 / 96, rel=0.03)
+    brightness = [np.asarray(ax.get_images()[0].get_array()).max(axis=2) for ax in flow_axes]  # HSV value = max(R, G, B)
+    assert np.median(brightness[0]) == pytest.approx(1.4 / 8 * 255, abs=2)
+    assert np.median(brightness[1]) == np.median(brightness[2]) == 255
+    title = fig._suptitle
+    assert "true class: walk (in the run's test list)" in title.get_text()
+    assert "doubt: may show none of the run's classes (heuristic:" in title.get_text()
+    assert "full at 8 px, the same scale for every picture" in title.get_text().replace("\n", " ")
+    assert matplotlib.colors.same_color(title.get_color(), "tab:red")
+    assert [label.get_text() for label in fig.axes[-1].get_yticklabels()] == [
+        "jump_very_long_class_name -1.8", "walk -0.35", "run 0.12"]
+    assert texts_overlap(fig) == []
+    png = cv2.imread(str(tmp_path / "p.png"))
+    assert png.shape[:2] == tuple(round(x * 100) for x in fig.get_size_inches()[::-1])
+
+
+def test_the_old_picture_s_value_labels_did_overlap(tmp_path):
+    """The check above can fail: a value label at the end of a negative bar, as the picture had it, runs
+    into the class names."""
+    fig, ax = plt.subplots(figsize=(2.4, 2.6), layout="constrained")
+    bars = ax.barh(range(3), [-1.75, -0.35, 0.12])
+    ax.set_yticks(range(3), ["jump", "walk", "run"])
+    ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+    assert texts_overlap(fig)
+    plt.close(fig)
+
+
+def doubt_of(scores: dict[str, list[float]], classes: tuple[str, ...] = ("walk", "run", "jump")) -> str | None:
+    run = TrainedRun(Path("run"), OmegaConf.create({}), list(classes),
+                     {s: {} for s in ("spatial", "temporal") if s in scores}, None, [], None)
+    arrays = {m: np.array(v) for m, v in scores.items()}
+    if len(run.weights) > 1:
+        arrays["fusion_average"] = (arrays["spatial"] + arrays["temporal"]) / 2
+    return doubt(Prediction(Path("v.avi"), 10, arrays, np.empty(0), np.empty(0), []), run, predict_settings())
+
+
+def test_the_doubt_heuristic_names_a_weak_top_class_and_disagreeing_streams():
+    settings = predict_settings()
+    assert settings.doubt.min_confidence == 0.5 and settings.doubt.streams_disagree is True
+    assert doubt_of({"spatial": [0.8, 0.1, 0.1], "temporal": [0.7, 0.2, 0.1]}) is None
+    # 0.475 of 3 classes: (0.475 - 1/3) / (2/3) = 0.21 of the way from chance to certainty
+    assert doubt_of({"spatial": [0.45, 0.3, 0.25], "temporal": [0.5, 0.3, 0.2]}) == (
+        "may show none of the run's classes (heuristic: top probability 0.47 is only 0.21 of the way from "
+        "chance (0.33) to certainty, < 0.5)")
+    assert doubt_of({"spatial": [0.95, 0.05, 0.0], "temporal": [0.45, 0.5, 0.05]}) == (  # average 0.7: 0.55
+        "may show none of the run's classes (heuristic: the streams disagree (spatial: walk, temporal: run))")
+    assert doubt_of({"temporal": [0.6, 0.25, 0.15]}) == (  # one stream: its own probability
+        "may show none of the run's classes (heuristic: top probability 0.60 is only 0.40 of the way from "
+        "chance (0.33) to certainty, < 0.5)")
+    # two classes: a top probability of 0.7 is weak (0.4), which a plain 0.5 threshold could never say
+    assert "0.70 is only 0.40 of the way from chance (0.50)" in doubt_of(
+        {"temporal": [0.7, 0.3]}, classes=["walk", "run"])

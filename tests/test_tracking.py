@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import colorsys
 import json
+import os
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -175,14 +177,50 @@ def test_flow_colours_follow_the_hsv_wheel() -> None:
 
 def test_logged_images_are_read_back(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8) for _ in range(2)]
+    images = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), rng.integers(0, 256, (14, 6, 3), dtype=np.uint8)]
     with start_run(_tracking_cfg("offline", tmp_path), stage="extract", group="exp6", config={}) as tracker:
         tracker.log_images("flow_samples", images, ["first", "second"])
-    logged = read_offline_run(tracker.run_dir).summary["flow_samples"]
-    assert logged["captions"] == ["first", "second"]
-    for image, name in zip(images, logged["filenames"], strict=True):
-        png = cv2.imread(str(tracker.run_dir / "files" / name), cv2.IMREAD_COLOR)
+        tracker.log_images("plot", images[:1], ["alone"])
+    run = read_offline_run(tracker.run_dir)
+    # single wandb.Image entries (what `wandb leet`'s media pane shows; a list of images it does not),
+    # each at its own size
+    logged = [run.summary["flow_samples/0"], run.summary["flow_samples/1"], run.summary["plot"]]
+    assert [entry["_type"] for entry in logged] == ["image-file"] * 3
+    assert [entry["caption"] for entry in logged] == ["first", "second", "alone"]
+    for image, entry in zip([*images, images[0]], logged, strict=True):
+        assert (entry["height"], entry["width"]) == image.shape[:2]
+        png = cv2.imread(str(tracker.run_dir / "files" / entry["path"]), cv2.IMREAD_COLOR)
         np.testing.assert_array_equal(png[..., ::-1], image)  # lossless PNG, OpenCV reads BGR
+
+
+def test_tables_go_to_the_summary_not_the_history(tmp_path: Path) -> None:
+    """`wandb leet` charts every number of a history row, so a table logged there shows as one-point
+    charts of its row and column counts; in the summary it is listed, and the web UI shows it."""
+    with start_run(_tracking_cfg("offline", tmp_path), stage="fuse", group="exp7", config={}) as tracker:
+        tracker.log({"loss": 1.0}, step=0)
+        tracker.log_table("results", ["method", "accuracy"], [["temporal", 0.5]])
+    run = read_offline_run(tracker.run_dir)
+    assert [set(row) - {"_step", "_runtime", "_timestamp"} for row in run.history] == [{"loss"}]
+    table = json.loads((tracker.run_dir / "files" / run.summary["results"]["path"]).read_text())
+    assert table["columns"] == ["method", "accuracy"] and table["data"] == [["temporal", 0.5]]
+
+
+def test_wandb_prints_nothing_and_the_experiment_says_where_its_runs_are(tmp_path: Path, monkeypatch) -> None:
+    from twostream.tracking import runs_note  # noqa: PLC0415
+
+    script = tmp_path / "one_run.py"
+    script.write_text("from twostream.tracking import start_run\n"
+                      f"with start_run({{'mode': 'offline', 'project': 'p', 'entity': None, 'dir': {str(tmp_path)!r}}},"
+                      " stage='fuse', group='g', config={}) as t:\n    t.log({'x': 1.0})\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout + done.stderr == ""  # wandb offline printed 3 lines per run before
+    monkeypatch.chdir(tmp_path)
+    note = runs_note({"mode": "offline", "dir": str(tmp_path / "outputs/x")}, 6)
+    assert note == ("W&B: 6 offline run(s) in outputs/x/wandb; browse them with `wandb leet outputs/x/wandb`, "
+                    "upload them with `wandb sync outputs/x/wandb/offline-run-*`")
+    assert runs_note({"mode": "disabled", "dir": "x"}, 6) is None
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -225,18 +263,16 @@ class _Images:
         self.logged[key] = list(images)
 
 
-def test_flow_samples_of_videos_of_different_sizes_are_padded_to_one_size(tmp_path: Path) -> None:
+def test_flow_samples_of_videos_of_different_sizes_keep_their_own_size(tmp_path: Path) -> None:
     from twostream.cache.store import FlowCache  # noqa: PLC0415
     from twostream.tracking.flowviz import log_flow_samples  # noqa: PLC0415
 
     cache = FlowCache(tmp_path / "c.zarr", {"bound": 20.0}, writable=True)
     rng = np.random.default_rng(1)
-    for name, (h, w) in {"small": (6, 8), "large": (10, 14)}.items():
+    for name, (h, w) in {"small": (6, 8), "portrait": (14, 10)}.items():
         frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
         cache.write_video(name, frames, rng.uniform(-3, 3, (2, 2, h, w)).astype(np.float32), source={})
     run_log = _Images()
-    log_flow_samples(run_log, cache, ["small", "large"], count=2)
-    small, large = run_log.logged["flow_samples"]
-    assert small.shape == large.shape == (10, 28, 3)  # frame | flow side by side, the larger size
-    assert not small[6:].any() and not small[:, 16:].any()  # black padding below and to the right
-    assert small[:6, :8].any()
+    log_flow_samples(run_log, cache, ["small", "portrait"], count=2)
+    small, portrait = run_log.logged["flow_samples"]
+    assert small.shape == (6, 16, 3) and portrait.shape == (14, 20, 3)  # frame | flow side by side, no padding

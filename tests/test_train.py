@@ -17,7 +17,13 @@ from twostream.data.splits import Video
 from twostream.inputs.datasets import FlowStackSource
 from twostream.models import build_model
 from twostream.train.distributed import DistInfo
-from twostream.train.loop import CheckpointMismatchError, TrainingStopped, train_step, train_stream
+from twostream.train.loop import (
+    CheckpointMismatchError,
+    TrainingStopped,
+    kept_weights,
+    train_step,
+    train_stream,
+)
 
 MODEL = OmegaConf.create({"arch": "cnn_m_2048", "conv_widths": [8, 8, 8, 8, 8], "fc_widths": [16, 16],
                           "norm": "lrn", "pretrained": None})
@@ -221,3 +227,34 @@ def test_last_layer_training_without_pretrained_weights_is_refused_before_work()
         cfg = compose(config_name="config", overrides=["streams.spatial.trainable=last", "paths.output_dir=."])
     with pytest.raises(ConfigError, match=r"streams.spatial.trainable.*needs model.pretrained"):
         check_config(cfg)
+
+
+def test_keep_best_val_keeps_the_weights_of_the_epoch_best_on_validation(flow_cache, tmp_path):
+    cache, videos = flow_cache
+    source = FlowStackSource(cache, L=2, stacking="optical_flow", bidirectional=False, mean_subtraction=True)
+    history = iter([0.2, 0.6, 0.6, 0.4])  # best at epoch 2; epoch 3 ties it (the earlier is kept)
+    weights_after = {}
+
+    def snapshot(stats):  # on_epoch runs after validation: the weights that epoch was validated with
+        weights_after[stats.epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model = tiny_model()
+    train_stream(model, source, videos, train_cfg=TRAIN, lr=0.01, epochs=4, checkpoint=tmp_path / "best.pt",
+                 device=torch.device("cpu"), seed=5, on_epoch=snapshot, validate=lambda net: next(history),
+                 settings=SETTINGS, progress=False, keep_best=True)
+    state = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert (state["best"]["epoch"], state["best"]["val_accuracy"]) == (2, 0.6)
+    best, epoch = kept_weights(state, "best_val")
+    last, last_epoch = kept_weights(state, "last")
+    assert (epoch, last_epoch) == (2, 4)
+    for name, value in weights_after[2].items():
+        torch.testing.assert_close(best[name], value, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(last[name], weights_after[4][name], rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(best[k], last[k]) for k in best)  # the choice changes the weights tested
+
+    # a checkpoint trained without keeping the best cannot be tested as if it had
+    train_stream(tiny_model(), source, videos, train_cfg=TRAIN, lr=0.01, epochs=1, checkpoint=tmp_path / "last.pt",
+                 device=torch.device("cpu"), seed=5, on_epoch=lambda s: None, validate=lambda net: 0.5,
+                 settings=SETTINGS, progress=False)
+    with pytest.raises(CheckpointMismatchError, match="train with train.keep=best_val"):
+        kept_weights(torch.load(tmp_path / "last.pt", weights_only=False), "best_val")

@@ -39,6 +39,7 @@ INPUTS = ("rgb", "flow")
 TRAINABLE = ("all", "last")
 ARCHS = ("cnn_m_2048", *TORCHVISION_ARCHS)
 DIST_BACKENDS = ("auto", "nccl", "gloo")
+TRAIN_KEEP = ("last", "best_val")
 TEST_CROPS = (1, 10)
 SVM_FIT_ON = ("auto", "train", "val")
 CODEC_LEVELS = {"jpeg": (1, 100), "zstd": (1, 22)}
@@ -138,6 +139,9 @@ def check_config(cfg: DictConfig) -> None:
     streams = _container(cfg.streams)
     train = _container(cfg.train)
     _check_train(problems, train)
+    if train.get("keep") == "best_val":
+        problems.need(cfg.dataset.get("validation") is not None, "dataset.validation", None,
+                      "a validation split with train.keep=best_val (the best epoch is chosen on it)")
     _check_streams(problems, streams, cfg)
     if {"train", "test"} & set(stages_to_run(cfg)):  # crops and stacks matter from training on
         _check_frames(problems, cfg, streams, train)
@@ -256,6 +260,9 @@ def _check_train(problems: _Problems, train: dict[str, Any]) -> None:
     problems.integer(runtime, "num_workers", "train.runtime.", low=0)
     problems.integer(runtime, "val_positions", "train.runtime.", low=1)
     problems.choice(runtime, "dist_backend", "train.runtime.", DIST_BACKENDS)
+    if problems.choice(train, "keep", "train.", TRAIN_KEEP) and train["keep"] == "best_val":
+        problems.need(runtime.get("validate") is True, "train.runtime.validate", runtime.get("validate"),
+                      "true with train.keep=best_val (the best epoch is chosen on the per-epoch validation)")
 
 
 def _check_streams(problems: _Problems, streams: dict[str, Any], cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ from twostream.data.splits import SplitLists
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
 from twostream.sweep.study import PRUNED_KEY, trial_reporter
-from twostream.tracking import start_run
+from twostream.tracking import runs_note, start_run
 from twostream.tracking.outputs import log_stage_outputs
 from twostream.tracking.provenance import run_provenance
 from twostream.train.distributed import barrier, init_distributed
@@ -62,7 +62,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
-    results, usable = None, None
+    results, usable, runs = None, None, 0
     for stage in stages:
         if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
             usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main)
@@ -88,6 +88,10 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
             if stage != "train":
                 barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)
+            runs += 1
+    note = runs_note(tracking, runs)
+    if note:
+        log.info(note)
     return results
 
 

@@ -47,7 +47,7 @@ from twostream.fusion import SvmFusion, average_fusion
 from twostream.fusion.stage import svm_model_path
 from twostream.inputs.datasets import InputSource
 from twostream.models import StreamNet
-from twostream.predict_viz import save_animation, save_picture
+from twostream.predict_viz import Caption, save_animation, save_picture
 from twostream.scores import Scores, scores_path
 from twostream.train.evaluate import evenly_spaced, score_videos
 from twostream.train.stage import frames_needed, input_source, stream_model, trained_state
@@ -89,6 +89,7 @@ class Prediction:
     frames: np.ndarray
     flows: np.ndarray
     sampled: list[int]
+    truth: "Truth | None" = None  # the video's class, when the run's lists hold it
 
     def samples(self, count: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """``count`` evenly spaced ones of the kept frames, their flows and frame indices (the
@@ -100,6 +101,64 @@ class Prediction:
         """The ``k`` best classes of ``method`` with their scores, best first."""
         scores = self.scores[method]
         return [(classes[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A video's class as the run's split lists give it, and which list holds it (train, val, test)."""
+
+    label: str
+    subset: str
+
+
+def listed_truths(run: "TrainedRun") -> dict[str, Truth]:
+    """Every video of the run's lists (video id -> its class and list), from its score files, which name
+    each video by its path under the dataset's video root without the extension."""
+    truths = {}
+    for subset in ("train", "val", "test"):
+        path = scores_path(run.run_dir, next(iter(run.weights)), subset)
+        if path.is_file():  # no val file for a run without a validation split
+            listed = Scores.load(path)
+            truths |= {str(v): Truth(str(listed.classes[label]), subset)
+                       for v, label in zip(listed.video_ids, listed.labels, strict=True)}
+    return truths
+
+
+def truth_of(video: Path, truths: dict[str, Truth]) -> Truth | None:
+    """``video``'s entry in ``truths``: the id its path ends with (``<class>/<name>`` for a folder or
+    UCF-style dataset), so a listed video is found wherever the dataset's root is on this machine."""
+    parts = video.with_suffix("").parts
+    for depth in sorted({len(Path(v).parts) for v in truths}, reverse=True):
+        found = truths.get("/".join(parts[-depth:]))
+        if found is not None:
+            return found
+    return None
+
+
+def doubt(prediction: "Prediction", run: "TrainedRun", settings: DictConfig) -> str | None:
+    """Why the prediction may be wrong because the video shows none of the run's classes, by the
+    heuristic of ``conf/predict/default.yaml`` (``doubt``): the top class's probability p (the streams'
+    average) is weak for the number of classes C, its confidence (p - 1/C) / (1 - 1/C) (0 at chance, 1 at
+    certainty) below ``min_confidence``, or the streams' top classes differ; None when neither holds."""
+    streams = list(run.weights)
+    average = prediction.scores["fusion_average"] if len(streams) > 1 else prediction.scores[streams[0]]
+    top, chance = float(average.max()), 1 / len(run.classes)
+    confidence = (top - chance) / (1 - chance)
+    reasons = []
+    if confidence < settings.doubt.min_confidence:
+        reasons.append(f"top probability {top:.2f} is only {confidence:.2f} of the way from chance "
+                       f"({chance:.2f}) to certainty, < {settings.doubt.min_confidence:g}")
+    tops = {stream: run.classes[int(prediction.scores[stream].argmax())] for stream in streams}
+    if settings.doubt.streams_disagree and len(set(tops.values())) > 1:
+        reasons.append("the streams disagree (" + ", ".join(f"{s}: {c}" for s, c in tops.items()) + ")")
+    if not reasons:
+        return None
+    return "may show none of the run's classes (heuristic: " + "; ".join(reasons) + ")"
+
+
+def predict_settings() -> DictConfig:
+    """The predict command's settings (``conf/predict/default.yaml``)."""
+    return OmegaConf.load(config_dir() / "predict" / "default.yaml")
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
@@ -218,35 +277,50 @@ def predict(run: TrainedRun, videos: Sequence[Path], *, samples: int = 0, progre
         if run.svm is not None:
             scores["fusion_average"] = average_fusion([scores[s] for s in run.weights])
             scores["fusion_svm"] = run.svm.decision([scores[s] for s in run.svm_streams])
-        predictions = []
+        predictions, truths = [], listed_truths(run)
         for row, video in enumerate(listed):
             sampled = evenly_spaced(samples, cache.num_flows(video.id)) if samples else []
             frames = np.stack([cache.read_frames(video.id, t)[0] for t in sampled]) if sampled else np.empty(0)
             flows = np.stack([cache.read_flow(video.id, t, 1)[0] for t in sampled]) if sampled else np.empty(0)
             predictions.append(Prediction(video.path, cache.num_frames(video.id),
-                                          {m: s[row] for m, s in scores.items()}, frames, flows, sampled))
+                                          {m: s[row] for m, s in scores.items()}, frames, flows, sampled,
+                                          truth_of(video.path, truths)))
     return predictions
 
 
-def format_table(prediction: Prediction, run: TrainedRun, top_k: int) -> str:
-    """A Markdown table of one video's ``top_k`` classes (rows) per stream and fusion (columns)."""
+def truth_line(truth: Truth | None) -> str:
+    """What the picture and the table say of the video's true class."""
+    if truth is None:
+        return "true class: unknown (the video is not in the run's lists)"
+    return f"true class: {truth.label} (in the run's {truth.subset} list)"
+
+
+def format_table(prediction: Prediction, run: TrainedRun, top_k: int, doubted: str | None = None) -> str:
+    """A Markdown table of one video's ``top_k`` classes (rows) per stream and fusion (columns), under its
+    true class (when the run's lists hold it) and the doubt (``doubted``), if any."""
     methods = run.methods
     tops = [prediction.top(m, run.classes, top_k) for m in methods]
-    lines = [f"{prediction.video} ({prediction.num_frames} frames)", "",
+    lines = [f"{prediction.video} ({prediction.num_frames} frames)", truth_line(prediction.truth),
+             *([f"doubt: {doubted}"] if doubted else []), "",
              "| rank | " + " | ".join(methods) + " |", "|---:|" + "---|" * len(methods)]
     lines += [f"| {rank + 1} | " + " | ".join(f"{top[rank][0]} {top[rank][1]:.3g}" for top in tops) + " |"
               for rank in range(min(top_k, len(run.classes)))]
     return "\n".join(lines)
 
 
-def as_json(predictions: Sequence[Prediction], run: TrainedRun, top_k: int) -> dict[str, Any]:
-    """What ``--json`` writes: per video, the top classes and every class's score of each method."""
+def as_json(predictions: Sequence[Prediction], run: TrainedRun, top_k: int,
+            doubts: Sequence[str | None] | None = None) -> dict[str, Any]:
+    """What ``--json`` writes: per video, its true class and list (null when not listed), the doubt
+    (null when none), the top classes and every class's score of each method."""
+    doubts = doubts or [None] * len(predictions)
     return {"run": str(run.run_dir), "classes": run.classes, "methods": run.methods,
             "videos": [{"video": str(p.video), "num_frames": p.num_frames,
+                        "truth": None if p.truth is None else {"class": p.truth.label, "list": p.truth.subset},
+                        "doubt": d,
                         "top": {m: [{"class": c, "score": s} for c, s in p.top(m, run.classes, top_k)]
                                 for m in run.methods},
                         "scores": {m: [float(s) for s in p.scores[m]] for m in run.methods}}
-                       for p in predictions]}
+                       for p, d in zip(predictions, doubts, strict=True)]}
 
 
 def output_paths(path: Path | None, predictions: Sequence[Prediction]) -> list[Path | None]:
@@ -290,21 +364,23 @@ def run_command(args: argparse.Namespace) -> list[Prediction]:
     run = load_run(args.run_dir, args.device)
     videos = video_files(args.videos)
     samples = max(args.samples if args.visualise else 0, args.animation_frames if args.video else 0)
+    settings = predict_settings()
     predictions = predict(run, videos, samples=samples, progress=not args.no_progress)
-    for prediction in predictions:
-        print(format_table(prediction, run, args.top_k), end="\n\n")
+    doubts = [doubt(prediction, run, settings) for prediction in predictions]
+    for prediction, doubted in zip(predictions, doubts, strict=True):
+        print(format_table(prediction, run, args.top_k, doubted), end="\n\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(as_json(predictions, run, args.top_k), indent=1) + "\n")
-    for prediction, picture, animation in zip(predictions, output_paths(args.visualise, predictions),
-                                              output_paths(args.video, predictions), strict=True):
+        args.json.write_text(json.dumps(as_json(predictions, run, args.top_k, doubts), indent=1) + "\n")
+    for prediction, doubted, picture, animation in zip(predictions, doubts, output_paths(args.visualise, predictions),
+                                                       output_paths(args.video, predictions), strict=True):
         tops = {m: prediction.top(m, run.classes, args.top_k) for m in run.methods}
-        title = str(prediction.video)
+        caption = Caption(str(prediction.video), truth_line(prediction.truth), doubted, settings.flow_full_scale_px)
         if picture is not None:
-            save_picture(*prediction.samples(args.samples), tops, title, picture)
+            save_picture(*prediction.samples(args.samples), tops, caption, picture)
             print(f"wrote {picture}")
         if animation is not None:
-            save_animation(*prediction.samples(args.animation_frames), tops, title, animation, args.fps)
+            save_animation(*prediction.samples(args.animation_frames), tops, caption, animation, args.fps)
             print(f"wrote {animation}")
     return predictions
 

@@ -1,12 +1,17 @@
 """Pictures of a prediction (``twostream predict --visualise/--video``): what the streams saw, what they said.
 
 A picture has three rows: sampled frames (what the spatial stream sees), their colour-coded forward
-flow (what the temporal stream sees: hue = direction, brightness = magnitude, one scale for the whole
-video; :func:`twostream.tracking.flowviz.flow_to_rgb`), and a bar chart of the top classes of each
-stream and fusion. An animation shows frame and flow side by side over the video, above the same bars.
+flow (what the temporal stream sees: hue = direction, brightness = magnitude on a fixed scale in
+pixels, ``conf/predict/default.yaml``; :func:`twostream.tracking.flowviz.flow_to_rgb`), and a bar
+chart of the top classes of each stream and fusion, each class named with its score. Its title says
+the video, its true class when the run's lists hold it, and the doubt, if any (in red). Images keep
+their aspect ratio, portrait or landscape, with no padding. An animation shows frame and flow side by
+side over the video, above the same bars.
 """
 
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -25,29 +30,49 @@ from twostream.tracking.flowviz import flow_to_rgb  # noqa: E402
 Top = list[tuple[str, float]]  # (class, score), best first
 COLOURS = {"spatial": "tab:blue", "temporal": "tab:orange", "fusion_average": "tab:green", "fusion_svm": "tab:red"}
 PANEL_INCHES = 2.4  # width of one image or chart
-BARS_INCHES, TITLE_INCHES = 2.6, 0.6  # height of the row of bar charts, of the title
+BARS_INCHES, TITLE_LINE_INCHES = 2.6, 0.2  # height of the row of bar charts, of a line of the title
+TITLE_CHARS_PER_INCH = 11  # characters of the 10-point title per inch (wider ones are wrapped)
 SHOWN_WIDTH = 480  # images are shrunk to this many pixels wide first: a panel shows no more (and a
                    # 1080p frame would make every drawing of an animation slow)
 
 
-def _flow_scale(flows: np.ndarray) -> float:
-    """The largest displacement shown (pixels): full brightness in every flow image of the video."""
-    return max(float(np.hypot(flows[:, 0], flows[:, 1]).max()), 1e-6)
+@dataclass
+class Caption:
+    """What a picture's title says: the video, its true class (or that it is unknown), the doubt
+    (None: none), and the displacement in pixels at which the flow's brightness is full."""
+
+    video: str
+    truth: str
+    doubt: str | None
+    flow_full_scale_px: float
+
+    def text(self, width: float) -> str:
+        """The caption's lines, each wrapped to fit ``width`` inches of the title's font."""
+        lines = [self.video, self.truth, *([f"doubt: {self.doubt}"] if self.doubt else []),
+                 f"flow: hue = direction, brightness = magnitude (full at {self.flow_full_scale_px:g} px, "
+                 "the same scale for every picture)"]
+        chars = max(20, int(width * TITLE_CHARS_PER_INCH))
+        return "\n".join(wrapped for line in lines for wrapped in textwrap.wrap(line, chars))
 
 
 def _bars(ax: Axes, method: str, top: Top) -> None:
-    """A horizontal bar chart of ``top``, best at the top; an SVM's scores are margins, not probabilities."""
+    """A horizontal bar chart of ``top``, best at the top, each class named with its score beside its
+    bar's axis (never on the bars: a negative SVM margin's bar would run into a label put at its end);
+    an SVM's scores are margins, not probabilities."""
     names, scores = [c for c, _ in top][::-1], [s for _, s in top][::-1]
-    bars = ax.barh(range(len(top)), scores, color=COLOURS.get(method, "tab:grey"))
-    ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
-    ax.set_yticks(range(len(top)), names, fontsize=8)
-    ax.set_title(f"{method}\n{top[0][0]}", fontsize=9)
-    ax.set_xlabel("SVM margin" if method == "fusion_svm" else "softmax score", fontsize=8)
+    ax.barh(range(len(top)), scores, color=COLOURS.get(method, "tab:grey"))
+    ax.set_yticks(range(len(top)), [f"{name} {score:.2g}" for name, score in zip(names, scores, strict=True)],
+                  fontsize=8)
+    ax.set_title(method, fontsize=9)  # the top class is the first label: a long name above a narrow chart would overflow
     ax.tick_params(axis="x", labelsize=7)
     if method != "fusion_svm":
+        ax.set_xlabel("softmax score", fontsize=8)
         ax.set_xlim(0, 1)
-    else:
-        ax.margins(x=0.3)  # room for the value labels
+        ax.set_xticks([0, 0.5, 1])
+    else:  # margins of any size and sign: their values are in the labels, so no ticks (or offset text) to collide
+        ax.set_xlabel("SVM margin", fontsize=8)
+        ax.axvline(0, color="black", linewidth=0.5)
+        ax.set_xticks([])
 
 
 def _shown(image: np.ndarray) -> np.ndarray:
@@ -64,44 +89,44 @@ def _image(ax: Axes, image: np.ndarray, title: str) -> None:
     ax.set_axis_off()
 
 
-def _figure(columns: int, image_rows: int, aspect: float) -> tuple[Figure, list[SubplotSpec]]:
+def _figure(columns: int, image_rows: int, aspect: float, caption: Caption) -> tuple[Figure, list[SubplotSpec]]:
     """A figure ``columns`` panels wide: ``image_rows`` rows for images of height/width ``aspect`` (one
-    image per column), then a row for the bar charts; returns it and its rows."""
+    image per column), then a row for the bar charts, under the caption's lines; returns it and its rows."""
     image_height = PANEL_INCHES * aspect
-    fig = plt.figure(figsize=(PANEL_INCHES * columns, image_rows * image_height + BARS_INCHES + TITLE_INCHES),
+    title_height = TITLE_LINE_INCHES * (caption.text(PANEL_INCHES * columns).count("\n") + 1)
+    fig = plt.figure(figsize=(PANEL_INCHES * columns, image_rows * image_height + BARS_INCHES + title_height),
                      layout="constrained")
     return fig, list(fig.add_gridspec(image_rows + 1, 1, height_ratios=[image_height] * image_rows + [BARS_INCHES]))
 
 
-def _finish(fig: Figure, row: SubplotSpec, tops: dict[str, Top], title: str, scale: float) -> None:
-    """The bar charts of every method in ``row``, and the title saying the flow's colour scale."""
+def _finish(fig: Figure, row: SubplotSpec, tops: dict[str, Top], caption: Caption) -> None:
+    """The bar charts of every method in ``row``, and the title (red when the prediction is doubted)."""
     bars = row.subgridspec(1, len(tops))
     for j, (method, top) in enumerate(tops.items()):
         _bars(fig.add_subplot(bars[0, j]), method, top)
-    fig.suptitle(f"{title}\nflow: hue = direction, brightness = magnitude (full at {scale:.1f} px)", fontsize=10)
+    fig.suptitle(caption.text(fig.get_figwidth()), fontsize=10, color="tab:red" if caption.doubt else "black")
 
 
 def picture(frames: np.ndarray, flows: np.ndarray, sampled: Sequence[int], tops: dict[str, Top],
-            title: str) -> Figure:
+            caption: Caption) -> Figure:
     """Frames (k, H, W, 3), their flow (k, 2, H, W) and each method's top classes as one figure:
     k frame axes, k flow axes, one bar-chart axes per method (in that order in ``figure.axes``)."""
     k, columns = len(frames), max(len(frames), len(tops))
     height, width = frames.shape[1:3]
-    fig, rows = _figure(columns, 2, columns / k * height / width)
-    scale = _flow_scale(flows)
+    fig, rows = _figure(columns, 2, columns / k * height / width, caption)
     images, charts = rows[0].subgridspec(1, k), rows[1].subgridspec(1, k)
     for j, t in enumerate(sampled):
         _image(fig.add_subplot(images[0, j]), frames[j], f"frame {t}")
     for j, t in enumerate(sampled):
-        _image(fig.add_subplot(charts[0, j]), flow_to_rgb(flows[j], scale), f"flow {t}\u2192{t + 1}")
-    _finish(fig, rows[2], tops, title, scale)
+        _image(fig.add_subplot(charts[0, j]), flow_to_rgb(flows[j], caption.flow_full_scale_px), f"flow {t}\u2192{t + 1}")
+    _finish(fig, rows[2], tops, caption)
     return fig
 
 
 def save_picture(frames: np.ndarray, flows: np.ndarray, sampled: Sequence[int], tops: dict[str, Top],
-                 title: str, path: Path, dpi: int = 100) -> Figure:
+                 caption: Caption, path: Path, dpi: int = 100) -> Figure:
     """:func:`picture` written to ``path`` (PNG, or any format matplotlib writes); returns the figure."""
-    fig = picture(frames, flows, sampled, tops, title)
+    fig = picture(frames, flows, sampled, tops, caption)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
@@ -109,19 +134,19 @@ def save_picture(frames: np.ndarray, flows: np.ndarray, sampled: Sequence[int], 
 
 
 def save_animation(frames: np.ndarray, flows: np.ndarray, sampled: Sequence[int], tops: dict[str, Top],
-                   title: str, path: Path, fps: float, dpi: int = 80) -> int:
+                   caption: Caption, path: Path, fps: float, dpi: int = 80) -> int:
     """Frame and flow side by side over the video, the top classes below: a GIF (Pillow, through
     matplotlib) or an MP4/AVI (OpenCV). Returns the number of frames written."""
     height, width = frames.shape[1:3]
     columns = max(2, len(tops))
-    fig, rows = _figure(columns, 1, columns / 2 * height / width)
+    fig, rows = _figure(columns, 1, columns / 2 * height / width, caption)
     top_row = rows[0].subgridspec(1, 2)
-    scale = _flow_scale(flows)
+    scale = caption.flow_full_scale_px
     frame_ax, flow_ax = fig.add_subplot(top_row[0, 0]), fig.add_subplot(top_row[0, 1])
     shown = [frame_ax.imshow(_shown(frames[0])), flow_ax.imshow(_shown(flow_to_rgb(flows[0], scale)))]
     for ax in (frame_ax, flow_ax):
         ax.set_axis_off()
-    _finish(fig, rows[1], tops, title, scale)
+    _finish(fig, rows[1], tops, caption)
 
     def show(i: int) -> None:
         shown[0].set_data(_shown(frames[i]))

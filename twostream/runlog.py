@@ -29,16 +29,11 @@ class RunLog(Protocol):
         ...
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """A table under ``key``."""
+        """A table under ``key``, as a final result of the run (not a point of its history)."""
         ...
 
     def log_images(self, key: str, images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
-        """RGB uint8 images (H, W, 3) under ``key``, each with its caption."""
-        ...
-
-    def log_confusion_matrix(self, key: str, labels: Sequence[int], predictions: Sequence[int],
-                             class_names: Sequence[str]) -> None:
-        """A confusion matrix of predictions against labels."""
+        """RGB uint8 images (H, W, 3) under ``key``, each with its caption, each at its own size."""
         ...
 
     def log_artifact(self, paths: str | Path | Sequence[str | Path], name: str, type: str) -> None:

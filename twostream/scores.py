@@ -16,8 +16,30 @@ from twostream.errors import MissingDataError
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The fraction of videos whose highest class score is their label."""
+    """The fraction of videos whose highest class score is their label (top-1)."""
     return float((scores.argmax(1) == labels).mean())
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """The fraction of videos whose label is among their ``k`` highest class scores (all of them when
+    there are no more than ``k`` classes); a tie at the k-th place counts the earlier class."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def confusion_counts(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted (top-1) class."""
+    counts = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(counts, (labels, scores.argmax(1)), 1)
+    return counts
+
+
+def mean_class_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of each class present in ``labels``, averaged over those classes (each class
+    weighs the same however many videos it has)."""
+    present = np.unique(labels)
+    hits = scores.argmax(1) == labels
+    return float(np.mean([hits[labels == c].mean() for c in present]))
 
 
 @dataclass

@@ -5,18 +5,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
 from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy
-from twostream.report import format_markdown, write_results
+from twostream.report import format_markdown, log_results, write_results
 from twostream.runlog import RunLog
-from twostream.scores import Scores, accuracy, scores_path
+from twostream.scores import (
+    Scores,
+    accuracy,
+    confusion_counts,
+    mean_class_accuracy,
+    scores_path,
+    top_k_accuracy,
+)
 
 log = logging.getLogger(__name__)
 
 FUSION_METHODS = ("fusion_average", "fusion_svm")
+TOP_K = 5  # the second accuracy reported beside top-1 (of min(TOP_K, classes) best classes)
 
 
 def svm_model_path(output_dir: str | Path) -> Path:
@@ -62,6 +70,25 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
     return on_train, "train"
 
 
+def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[str, list[Scores]]
+                  ) -> dict[str, Any] | None:
+    """How the SVM's C was chosen, with the accuracy that chose it (a selection figure, not a validation
+    accuracy: it is the best of the grid, or measured on the videos the SVM was fitted on); None when
+    nothing was chosen (a single C, or too few videos per class for cross-validation)."""
+    if svm.selection_accuracy is None:
+        return None
+    grid = len(cfg.fusion.svm.C_grid)
+    if fitted_on == "train" and "val" in loaded:
+        how = (f"best of {grid} values of C on the {len(loaded['val'][0].labels)} validation videos "
+               "(fitted on the training videos)")
+    else:
+        labels = loaded[fitted_on][0].labels
+        folds = min(cfg.fusion.svm.cv_folds, int(np.bincount(labels).min()))
+        how = (f"best of {grid} values of C by {folds}-fold cross-validation among the {len(labels)} "
+               f"{'validation' if fitted_on == 'val' else 'training'} videos it was fitted on")
+    return {"accuracy": svm.selection_accuracy, "how": how}
+
+
 def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
     """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results.
 
@@ -99,34 +126,39 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
         Scores(test.video_ids, test.labels, test_scores[method].astype(np.float32), test.classes).save(path)
 
     test_accuracy = {m: accuracy(s, test.labels) for m, s in test_scores.items()}
+    top_k = min(TOP_K, len(classes))
     val_accuracy = {}
     if "val" in loaded:
         val_labels = loaded["val"][0].labels
         val_accuracy = {m: accuracy(s, val_labels) for m, s in method_scores("val").items()}
         if svm is not None:  # never the SVM judged on videos it was fitted on: the accuracy that chose its C
+            # (kept under this key, which sweeps name as their objective; results.md and W&B show it
+            # apart from the validation accuracies, as svm_selection says what it is)
             val_accuracy["fusion_svm"] = svm.selection_accuracy
     per_class = {m: per_class_accuracy(s, test.labels, len(classes)) for m, s in test_scores.items()}
+    test_counts = np.bincount(test.labels, minlength=len(classes))
+    majority = int(test_counts.argmax())
     results = {"experiment": cfg.name, "dataset": cfg.dataset.name, "split": cfg.dataset.split,
                "num_classes": len(classes), "num_test_videos": len(test.labels),
                "num_val_videos": len(loaded["val"][0].labels) if "val" in loaded else 0,
-               "chance": 1.0 / len(classes), "svm_C": None if svm is None else svm.C,
-               "svm_fit_on": fitted_on,
-               "accuracy": test_accuracy, "val_accuracy": val_accuracy, "classes": classes,
+               "chance": 1.0 / len(classes),
+               # the best a constant answer can do on these test videos: the share of the largest class
+               "majority_class": classes[majority], "majority_baseline": float(test_counts[majority] / len(test.labels)),
+               "svm_C": None if svm is None else svm.C, "svm_fit_on": fitted_on,
+               "svm_selection": None if svm is None else svm_selection(cfg, svm, fitted_on, loaded),
+               "train_keep": OmegaConf.select(cfg, "train.keep"),
+               "accuracy": test_accuracy, "top_k": top_k,
+               "top_k_accuracy": {m: top_k_accuracy(s, test.labels, top_k) for m, s in test_scores.items()},
+               "mean_class_accuracy": {m: mean_class_accuracy(s, test.labels) for m, s in test_scores.items()},
+               "val_accuracy": val_accuracy, "classes": classes,
                # JSON has no NaN: a class without test videos is null.
                "per_class_accuracy": {m: [None if np.isnan(a) else float(a) for a in acc]
-                                      for m, acc in per_class.items()}}
+                                      for m, acc in per_class.items()},
+               # rows: true class, columns: predicted class (top-1), in ``classes`` order
+               "confusion": {m: confusion_counts(s, test.labels, len(classes)).tolist() for m, s in test_scores.items()}}
     json_path, md_path = write_results(results, output_dir)
     print(format_markdown(results))
-
-    run_log.set_summary({f"accuracy/{k}": v for k, v in test_accuracy.items()}
-                        | {f"val_accuracy/{k}": v for k, v in val_accuracy.items()}
-                        | {"chance": results["chance"], "svm_C": results["svm_C"]})
-    run_log.log_table("results", ["method", "accuracy"], [[k, v] for k, v in test_accuracy.items()])
-    run_log.log_table("per_class_accuracy", ["class", *test_scores],
-                      [[c, *(results["per_class_accuracy"][m][i] for m in test_scores)]
-                       for i, c in enumerate(classes)])
-    for method, scores in test_scores.items():
-        run_log.log_confusion_matrix(f"confusion/{method}", test.labels, scores.argmax(1), classes)
+    log_results(run_log, results)
     run_log.log_artifact([json_path, md_path], name=f"{cfg.name}-results", type="results")
     if methods:
         run_log.log_artifact([svm_model_path(output_dir), *fused_files], name=f"{cfg.name}-fusion", type="fusion")

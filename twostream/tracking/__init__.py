@@ -25,7 +25,7 @@ import numpy as np
 import wandb
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["MODES", "Tracker", "start_run"]
+__all__ = ["MODES", "Tracker", "runs_note", "start_run"]
 
 MODES = ("offline", "online", "disabled")
 
@@ -56,24 +56,22 @@ class Tracker:
             self._run.summary.update(dict(metrics))
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """Log a table under `key`; it joins the current history row."""
+        """Put a table under ``key`` in the run summary (the web UI makes a table panel of it).
+
+        Not in the history: there, each table's row and column counts are numbers that ``wandb leet``
+        draws as one-point charts.
+        """
         if self._run is not None:
-            self._run.log({key: wandb.Table(columns=columns, data=rows)})
+            self._run.summary[key] = wandb.Table(columns=columns, data=rows)
 
     def log_images(self, key: str, images: Sequence[np.ndarray], captions: Sequence[str]) -> None:
-        """Log RGB uint8 images (H, W, 3) under `key`, each with its caption."""
+        """Log RGB uint8 images (H, W, 3), each as one ``wandb.Image`` at its own size with its caption:
+        under ``key`` when there is one, under ``key/0``, ``key/1``... when there are several
+        (``wandb leet``'s media pane shows single images, not lists)."""
         if self._run is not None:
-            self._run.log({key: [wandb.Image(image, caption=caption)
-                                 for image, caption in zip(images, captions, strict=True)]})
-
-    def log_confusion_matrix(self, key: str, labels: Sequence[int], predictions: Sequence[int],
-                             class_names: Sequence[str]) -> None:
-        """Log a confusion matrix chart (its counts are a table: Actual, Predicted, nPredictions)."""
-        if self._run is not None:
-            chart = wandb.plot.confusion_matrix(y_true=[int(v) for v in labels],
-                                                preds=[int(v) for v in predictions],
-                                                class_names=list(class_names), title=key)
-            self._run.log({key: chart})
+            keys = [key] if len(images) == 1 else [f"{key}/{i}" for i in range(len(images))]
+            self._run.log({k: wandb.Image(image, caption=caption)
+                           for k, image, caption in zip(keys, images, captions, strict=True)})
 
     def log_artifact(self, paths: str | Path | Sequence[str | Path], name: str, type: str) -> None:
         """Log files and directories as one W&B artifact called `name` of the given `type`."""
@@ -140,7 +138,9 @@ def start_run(
     run_root.mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(
         mode=mode,
-        quiet=True,  # keep warnings (e.g. dropped out-of-order steps) but not the banners
+        # Offline, wandb prints three lines per run (sync mode, run folder, a `wandb leet` hint that
+        # fails from the repo root) whatever `quiet` says; the pipeline says once where its runs are.
+        silent=True,
         console="off",  # no stdout/stderr capture: Hydra already logs to a file, and pytest stays clean
         x_disable_stats=True,  # no system-metrics sampler process
     )
@@ -160,3 +160,17 @@ def start_run(
         settings=settings,
     )
     return Tracker(run)
+
+
+def runs_note(tracking_cfg: Mapping[str, Any], count: int) -> str | None:
+    """The one line that tells where an experiment's ``count`` W&B runs went (wandb itself is kept
+    silent: offline it prints three lines per run); None when tracking is disabled or nothing ran."""
+    if tracking_cfg["mode"] == "disabled" or count == 0:
+        return None
+    if tracking_cfg["mode"] == "offline":
+        folder = Path(tracking_cfg["dir"]).absolute() / "wandb"
+        if folder.is_relative_to(Path.cwd()):  # as the user would type it from here
+            folder = folder.relative_to(Path.cwd())
+        return (f"W&B: {count} offline run(s) in {folder}; browse them with `wandb leet {folder}`, "
+                f"upload them with `wandb sync {folder}/offline-run-*`")
+    return f"W&B: {count} run(s) logged to project {tracking_cfg['project']}"

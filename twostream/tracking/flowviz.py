@@ -43,11 +43,4 @@ def log_flow_samples(tracker: RunLog, cache: FlowCache, video_ids: Sequence[str]
         images.append(np.concatenate([frame, flow_to_rgb(flow)], axis=1))
         captions.append(f"{video_id} frame {middle}: RGB | flow (max "
                         f"{float(np.hypot(flow[0], flow[1]).max()):.1f} px)")
-    tracker.log_images("flow_samples", padded_to_one_size(images), captions)
-
-
-def padded_to_one_size(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Images of different sizes (videos of different sizes) padded with black at the bottom and
-    right to the largest: W&B shows the images of one key at one size."""
-    height, width = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
-    return [np.pad(i, ((0, height - i.shape[0]), (0, width - i.shape[1]), (0, 0))) for i in images]
+    tracker.log_images("flow_samples", images, captions)  # one W&B image each, at its video's size

@@ -123,21 +123,23 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
                  epochs: int, checkpoint: Path, device: torch.device, seed: int,
                  on_epoch: Callable[[EpochStats], None], validate: Callable[[nn.Module], float] | None = None,
                  settings: Mapping[str, Any], tasks: Sequence[int] | None = None,
-                 dist_info: DistInfo | None = None, progress: bool = True) -> StreamNet:
+                 dist_info: DistInfo | None = None, progress: bool = True, keep_best: bool = False) -> StreamNet:
     """Train ``model`` on random positions of ``videos``; resume from ``checkpoint`` if asked.
 
     ``tasks`` gives each video's task (head) for multi-task training; ``validate`` returns an
     accuracy after each epoch (main process only). The checkpoint (model, optimiser,
     scheduler, RNG state, epoch, and the ``settings`` the model depends on) is rewritten after
     every epoch, so ``train.runtime.resume=true`` continues an interrupted run exactly where it stopped;
-    a checkpoint made with other settings is refused rather than silently continued.
+    a checkpoint made with other settings is refused rather than silently continued. With
+    ``keep_best`` it also holds ``best``: the weights, epoch and validation accuracy of the epoch most
+    accurate on validation so far (the earliest on a tie), which :func:`kept_weights` returns.
     """
     info = dist_info or DistInfo()
     torch.manual_seed(seed + info.rank)  # each process draws its own positions and crops
     channels_last = device.type == "cuda" and train_cfg.runtime.channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer, scheduler = make_optimizer(model, train_cfg, lr, epochs)
-    first_epoch = 0
+    first_epoch, best = 0, None
     if train_cfg.runtime.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         changed = differences(state["settings"], settings, "checkpoint")
@@ -149,7 +151,7 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"][info.rank])
-        first_epoch = state["epoch"]
+        first_epoch, best = state["epoch"], state.get("best")
         log.info("resuming %s from epoch %d", checkpoint, first_epoch)
     data = RandomPositions(source, videos, train_cfg.crop_size, train_cfg.samples_per_video, tasks,
                            train_cfg.multiscale)
@@ -191,9 +193,12 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         if info.is_main:
             if validate is not None:
                 stats.val_accuracy = validate(model)
+            if keep_best and stats.val_accuracy is not None and (best is None or stats.val_accuracy > best["val_accuracy"]):
+                best = {"epoch": epoch + 1, "val_accuracy": stats.val_accuracy,
+                        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1,
-                        "settings": dict(settings)},
+                        "settings": dict(settings), **({"best": best} if keep_best else {})},
                        checkpoint)
             try:
                 on_epoch(stats)  # may stop training, e.g. a sweep pruning this trial
@@ -203,3 +208,17 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         if any(gather(stop is not None, info)):
             raise stop if stop is not None else TrainingStopped("the main process stopped training")
     return model
+
+
+def kept_weights(state: Mapping[str, Any], keep: str) -> tuple[dict[str, torch.Tensor], int]:
+    """The weights a checkpoint's ``state`` keeps for testing, and their epoch: the last epoch's
+    (``keep="last"``) or the best on validation (``"best_val"``, saved by ``train_stream(keep_best=True)``)."""
+    if keep == "last":
+        return state["model"], state["epoch"]
+    if keep != "best_val":
+        raise ValueError(f"train.keep must be 'last' or 'best_val', got {keep!r}")
+    best = state.get("best")
+    if best is None:
+        raise CheckpointMismatchError("the checkpoint holds no best-on-validation weights (it was trained "
+                                      "without validation, or with train.keep=last); train with train.keep=best_val")
+    return best["model"], best["epoch"]

@@ -21,7 +21,7 @@ from twostream.runlog import RunLog
 from twostream.scores import scores_path
 from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos
-from twostream.train.loop import EpochStats, train_stream
+from twostream.train.loop import EpochStats, kept_weights, train_stream
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
 def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
     """What a stream's trained weights depend on: resuming or testing with other values is refused."""
     train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
+    if train.get("keep") == "last":
+        del train["keep"]  # as checkpoints made before the setting existed, which kept the last epoch
     stream_settings = OmegaConf.to_container(cfg.streams[stream], resolve=True)
     if stream_settings.get("trainable") == "all":
         del stream_settings["trainable"]  # as checkpoints made before the setting existed, which trained all
@@ -117,12 +119,14 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
                  lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
                  device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
-                 settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress)
+                 settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress,
+                 keep_best=cfg.train.keep == "best_val")
 
 
 def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
-    """The stream's checkpoint (``model`` holds the weights), refused when it is missing or was
-    trained with other settings than ``cfg``'s; one that stopped early is taken with a warning."""
+    """The stream's checkpoint, refused when it is missing or was trained with other settings than
+    ``cfg``'s; one that stopped early is taken with a warning. ``model`` holds the weights
+    ``train.keep`` says (the last epoch's, or the best on validation), ``kept_epoch`` their epoch."""
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
@@ -134,13 +138,19 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     if state["epoch"] < cfg.streams[stream].epochs:
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
                     checkpoint, state["epoch"], cfg.streams[stream].epochs)
-    return state
+    weights, epoch = kept_weights(state, cfg.train.keep)
+    if cfg.train.keep == "best_val":
+        log.info("%s: keeping epoch %d of %d, the most accurate on validation (%.3f)", stream, epoch,
+                 state["epoch"], state["best"]["val_accuracy"])
+    return state | {"model": weights, "kept_epoch": epoch}
 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
     """The test stage of one stream: score files for the train, validation (if any) and test videos."""
     _, source, model = stream_parts(cfg, lists, stream)
-    model.load_state_dict(trained_state(cfg, stream)["model"])
+    state = trained_state(cfg, stream)
+    model.load_state_dict(state["model"])
+    run_log.set_summary({"train_keep": cfg.train.keep, "kept_epoch": state["kept_epoch"]})
     for subset, videos in (("train", scored_train(lists)), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
