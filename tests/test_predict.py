@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY
+from conftest import twostream as run_twostream
 from omegaconf import OmegaConf
 from PIL import Image
-from test_pipeline import TINY
-from test_pipeline import twostream as run_twostream
 
 from twostream import __main__ as cli
 from twostream import predict as predict_command

@@ -11,7 +11,7 @@ import cv2
 import pytest
 import torch
 import zarr
-from test_pipeline import assert_results_match_score_files, twostream
+from conftest import assert_results_match_score_files, twostream
 
 from twostream.cache.store import FlowCache
 
