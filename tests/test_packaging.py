@@ -52,6 +52,7 @@ def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing was run
 
 
+@pytest.mark.slow  # a whole tiny run
 def test_the_installed_wheel_runs_the_quickstart_from_an_empty_folder(installed, tmp_path):
     """The whole pipeline (the quickstart at its tiny size) from the wheel's own code and configs."""
     env = user_env(PYTHONPATH=str(installed / "site"))

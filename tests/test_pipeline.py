@@ -9,6 +9,9 @@ import pytest
 from conftest import TINY, assert_results_match_score_files, twostream
 from wandb_offline import find_runs, read_offline_run
 
+# every test here runs the pipeline end to end (85 s of the suite on 2 cores): the whole suite only
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:

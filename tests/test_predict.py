@@ -28,6 +28,10 @@ TRAINED = [*TINY, "streams.spatial.epochs=8", "streams.temporal.epochs=8", "trai
 METHODS = ["spatial", "temporal", "fusion_average", "fusion_svm"]
 
 
+# every test here needs a trained run (45 s of the suite on 2 cores): the whole suite only
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, Path]:
     """(the folder the run was made in, its output folder) of a finished tiny synthetic run."""

@@ -137,6 +137,7 @@ def first_sweep(tmp_path_factory):
     return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials, wandb_files
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
     cwd, trials, _ = first_sweep
     assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(3)]
@@ -159,6 +160,7 @@ def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
         assert first_conv.shape[1] == 2 * trial.params["streams.temporal.L"], first_conv.shape
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_disabled_tracking_writes_nothing(first_sweep):
     *_, wandb_files = first_sweep
     assert wandb_files == [], "tracking.mode=disabled wrote W&B files"
@@ -178,6 +180,7 @@ def second_round(first_sweep):
     return cwd, trials, pruned
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, second_round):
     _, before, _ = first_sweep
     cwd, trials, pruned = second_round
@@ -189,6 +192,7 @@ def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, secon
     assert completed.value == results["val_accuracy"]["temporal"]
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
     cwd, _, pruned = second_round
     folder = cwd / f"multirun/tiny_sweep/trial_{pruned.number}"
@@ -198,6 +202,7 @@ def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
     assert pruned.intermediate_values == {1: train.history[-1]["val/accuracy"]}
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(second_round):
     cwd, _, pruned = second_round
     runs = [read_offline_run(p) for p in find_runs(cwd / f"multirun/tiny_sweep/trial_{pruned.number}/wandb")]
