@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TINY, user_env
 
+# builds and installs a wheel, then runs its commands in subprocesses (287 + 167 + 35 s of the suite on
+# 2 loaded cores): the whole suite only
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
@@ -52,7 +56,6 @@ def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing was run
 
 
-@pytest.mark.slow  # a whole tiny run
 def test_the_installed_wheel_runs_the_quickstart_from_an_empty_folder(installed, tmp_path):
     """The whole pipeline (the quickstart at its tiny size) from the wheel's own code and configs."""
     env = user_env(PYTHONPATH=str(installed / "site"))
