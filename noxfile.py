@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`,
+"""Developer tasks: `nox -s tests` (fast), `nox -s tests_all` (what CI runs), `nox -s lint`, `nox -s docs`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`,
 `nox -s gpu`, `nox -s paper` (the paper's tables on the synthetic benchmark)."""
 
 from pathlib import Path
@@ -11,9 +11,23 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """The test suite (what CI runs)."""
+    """The fast suite: every test less those marked slow (pyproject's addopts), for development."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs, env={"WANDB_MODE": "offline"})
+
+
+@nox.session(python="3.11")
+def tests_all(session: nox.Session) -> None:
+    """The whole suite, slow end-to-end tests included (what CI and the README's test command run)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-m", "slow or not slow", *session.posargs, env={"WANDB_MODE": "offline"})
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The docs/ site (mkdocs.yml), built as CI builds it: a warning, a broken link or anchor fails it."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -181,7 +181,9 @@ def pytest(tree: Path, tests: tuple[str, ...]) -> tuple[int, str]:
     """Run the tests in ``tree`` with its own twostream first on the path; (exit code, output)."""
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]),
                         "WANDB_MODE": "offline", "COLUMNS": "300"}  # wide: the summary keeps the message
-    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+    # -m: a mutant's tests run even when they are marked slow (pyproject's addopts leaves those out)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                             "-m", "slow or not slow", *tests],
                             cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     return result.returncode, result.stdout + result.stderr
 

@@ -4,8 +4,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import twostream
 from hydra import compose, initialize_config_dir
-from test_pipeline import twostream
 
 from twostream.checks import check_config, check_environment
 from twostream.errors import ConfigError

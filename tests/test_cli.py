@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from test_pipeline import twostream
+from conftest import twostream
 
 
 def test_help_lists_groups_and_examples(tmp_path):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import zarr
-from test_pipeline import twostream
+from conftest import twostream
 from test_real_clips import CLIPS, lay_out_ucf101
 
 from twostream.cache.store import FlowCache

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pipeline import TINY, twostream
+from conftest import TINY, twostream
 
 
 def outputs(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:

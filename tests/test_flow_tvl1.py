@@ -141,6 +141,7 @@ def test_deterministic_and_independent_of_the_batch_on_cpu(textured_image):
     assert np.array_equal(alone[0], first[1])
 
 
+@pytest.mark.slow  # torch.compile of every kernel: 18-232 s on 2 loaded cores
 def test_compiled_kernels_match_eager_torch(textured_image):
     small = cv2.resize(textured_image, (64, 48), interpolation=cv2.INTER_AREA)
     prev, nxt = small[None], np.roll(small, 1, axis=1)[None]

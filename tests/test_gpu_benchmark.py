@@ -33,6 +33,7 @@ def rows(table: list[dict[str, str]], part: str) -> list[dict[str, str]]:
     return [r for r in table if r["part"].startswith(part)]
 
 
+@pytest.mark.slow  # the benchmark's table: 40 s on 2 cores
 def test_every_value_and_ratio_is_a_number(table):
     assert table
     for r in table:
@@ -41,6 +42,7 @@ def test_every_value_and_ratio_is_a_number(table):
         assert r["peak GPU GiB"] == "-", r  # the CPU has no GPU memory to report
 
 
+@pytest.mark.slow  # the benchmark's table: 40 s on 2 cores
 def test_tvl1_rows_cover_both_sizes_every_batch_and_compare_with_the_cpu(table):
     speed = rows(table, "tvl1 pairs/s")
     assert {r["setting"] for r in speed} == {"64x48, batch 2", "64x48, batch auto = 2", "80x48, batch 2",
@@ -52,6 +54,7 @@ def test_tvl1_rows_cover_both_sizes_every_batch_and_compare_with_the_cpu(table):
     assert len(truth) == 2 and all(0 < float(r["value"]) < 6 and float(r["ratio"]) == 1 for r in truth)
 
 
+@pytest.mark.slow  # the benchmark's table: 40 s on 2 cores
 def test_extraction_and_training_rows_compare_with_the_estimator_and_in_memory_input(table):
     (extraction,) = rows(table, "extraction pairs/s")
     assert "estimator alone" in extraction["compared with"] and float(extraction["ratio"]) > 0
@@ -62,6 +65,7 @@ def test_extraction_and_training_rows_compare_with_the_estimator_and_in_memory_i
                                     for r in loader)
 
 
+@pytest.mark.slow  # the benchmark's table: 40 s on 2 cores
 def test_bf16_autocast_trains_like_fp32(table):
     fp32, bf16 = rows(table, "bf16 trains")
     assert fp32["setting"].startswith("fp32") and bf16["setting"].startswith("bf16")

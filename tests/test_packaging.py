@@ -1,6 +1,5 @@
 """twostream installs as a wheel: the package, its Hydra sweeper and the whole config tree ship in it."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -8,8 +7,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO, TINY, user_env
 
-REPO = Path(__file__).resolve().parents[1]
+# builds and installs a wheel, then runs its commands in subprocesses (287 + 167 + 35 s of the suite on
+# 2 loaded cores): the whole suite only
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,7 @@ def test_the_wheel_holds_every_module_and_config_file(installed):
 
 
 def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env["PYTHONPATH"] = str(installed / "site")  # before the checkout's editable install
+    env = user_env(PYTHONPATH=str(installed / "site"))  # before the checkout's editable install
     where = subprocess.run([sys.executable, "-c", "import twostream; print(twostream.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(installed / "site")), where  # the wheel's copy, not the checkout
@@ -57,10 +58,7 @@ def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
 
 def test_the_installed_wheel_runs_the_quickstart_from_an_empty_folder(installed, tmp_path):
     """The whole pipeline (the quickstart at its tiny size) from the wheel's own code and configs."""
-    from test_pipeline import TINY  # noqa: PLC0415
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env["PYTHONPATH"] = str(installed / "site")
+    env = user_env(PYTHONPATH=str(installed / "site"))
     result = subprocess.run([str(installed / "site" / "bin" / "twostream"), *TINY, "tracking.mode=disabled"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

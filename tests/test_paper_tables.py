@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import twostream
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from test_pipeline import twostream
 
 from twostream.checks import check_config, check_environment
 from twostream.compare import main as compare_main

@@ -1,77 +1,16 @@
 """End to end through the real command line: a tiny synthetic experiment, its files and W&B runs."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
-from sklearn.svm import LinearSVC
+from conftest import TINY, assert_results_match_score_files, twostream
 from wandb_offline import find_runs, read_offline_run
 
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "+experiment=quickstart", "name=tiny", "progress=false",
-    "dataset.generator.groups_per_class=3", "dataset.generator.clips_per_group=1",
-    "dataset.generator.test_groups=1", "dataset.generator.num_frames=16",
-    "streams.spatial.epochs=2", "streams.temporal.epochs=2", "streams.temporal.L=5",
-    "train.samples_per_video=2", "test.num_positions=3",
-]
-
-
-def twostream(*args: str, cwd: Path, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run ``python [-m LAUNCHER] -m twostream ARGS`` as a user would, from ``cwd``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, *launcher, "-m", "twostream", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def assert_results_match_score_files(output_dir: Path) -> None:
-    """results.json's accuracies, recomputed from the score files the test and fuse stages wrote.
-
-    Each method's accuracy is the argmax of its test score file against the labels; the average
-    fusion's file holds the mean of the streams' files, and the SVM fusion's the decisions of a
-    Crammer-Singer LinearSVC fitted here on the L2-normalised score files of the videos the fuse
-    stage fitted it on (results.json's svm_fit_on) with the C it chose.
-    """
-    results = json.loads((output_dir / "results.json").read_text())
-    cfg = OmegaConf.load(output_dir / ".hydra/config.yaml")
-    streams = list(cfg.streams)
-
-    def scores(name: str, subset: str = "test") -> np.ndarray:
-        with np.load(output_dir / f"scores/{name}_{subset}.npz") as f:
-            return f["scores"]
-
-    def features(subset: str) -> np.ndarray:
-        # each stream's scores L2-normalised, side by side; in float32 as stored, since the
-        # near-uniform scores of a barely trained net leave the SVM close to ties
-        per_stream = [scores(s, subset) for s in streams]
-        return np.hstack([s / np.linalg.norm(s, axis=1, keepdims=True) for s in per_stream])
-
-    with np.load(output_dir / f"scores/{streams[0]}_test.npz") as f:
-        labels = f["labels"]
-    with np.load(output_dir / f"scores/{streams[0]}_{results['svm_fit_on'] or 'train'}.npz") as f:
-        fit_labels = f["labels"]  # of the videos the SVM was fitted on
-    if len(streams) == 1:  # a single stream is not fused: its own accuracy is all there is
-        assert results["accuracy"] == pytest.approx({streams[0]: float((scores(streams[0]).argmax(1) == labels).mean())})
-        assert results["svm_C"] is None and not (output_dir / "scores/fusion_average_test.npz").exists()
-        return
-    np.testing.assert_allclose(scores("fusion_average"), np.mean([scores(s) for s in streams], axis=0), rtol=1e-6,
-                               err_msg="the average fusion's scores are not the mean of the streams' scores")
-    svm = LinearSVC(multi_class="crammer_singer", C=results["svm_C"], max_iter=cfg.fusion.svm.max_iter,
-                    random_state=cfg.seed).fit(features(results["svm_fit_on"]), fit_labels)
-    decision = svm.decision_function(features("test"))
-    if decision.ndim == 1:  # two classes: scikit-learn gives class 1's margin only
-        decision = np.stack([-decision, decision], axis=1)
-    np.testing.assert_allclose(scores("fusion_svm"), decision, rtol=1e-5, atol=1e-6,
-                               err_msg="the SVM fusion's scores are not the refitted SVM's decisions")
-    expected = {m: float((scores(m).argmax(1) == labels).mean()) for m in [*streams, "fusion_average", "fusion_svm"]}
-    assert results["accuracy"] == pytest.approx(expected), "results.json disagrees with the score files"
+# every test here runs the pipeline end to end (85 s of the suite on 2 cores): the whole suite only
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

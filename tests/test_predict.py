@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from conftest import TINY
+from conftest import twostream as run_twostream
 from omegaconf import OmegaConf
 from PIL import Image
-from test_pipeline import TINY
-from test_pipeline import twostream as run_twostream
 
 from twostream import __main__ as cli
 from twostream import predict as predict_command
@@ -30,6 +30,10 @@ TRAINED = [*TINY, "streams.spatial.epochs=8", "streams.temporal.epochs=8", "trai
            "dataset.validation=null", "tracking.mode=disabled"]
 METHODS = ["spatial", "temporal", "fusion_average", "fusion_svm"]
 CAPTION = Caption("hd.avi", "true class: unknown", None, 8.0)
+
+
+# every test here needs a trained run (45 s of the suite on 2 cores): the whole suite only
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

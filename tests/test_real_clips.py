@@ -11,7 +11,7 @@ import cv2
 import pytest
 import torch
 import zarr
-from test_pipeline import assert_results_match_score_files, twostream
+from conftest import assert_results_match_score_files, twostream
 
 from twostream.cache.store import FlowCache
 
@@ -54,6 +54,7 @@ def expected_shape(clip: Path) -> tuple[int, int, int]:
     return frames, round(height * scale), round(width * scale)
 
 
+@pytest.mark.slow  # a whole extract-train-test-fuse run
 def test_real_clips_laid_out_as_ucf101_go_through_extract_train_test_fuse(tmp_path):
     if not CLIPS.is_dir():
         pytest.skip(f"real clips folder {CLIPS} is not present (it ships beside the repo, not in it)")

@@ -1,7 +1,6 @@
 """The Optuna sweeper: search spaces, reporting epochs to a trial, and real multiruns on the command line."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import torch
+from conftest import REPO, TINY_DATASET, user_env
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -17,7 +17,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from test_pipeline import REPO
 from wandb_offline import find_runs, read_offline_run
 
 from twostream.sweep.space import format_value, parse_search_space
@@ -26,9 +25,7 @@ from twostream.sweep.sweeper import OptunaSweeper, objective_value
 
 # The temporal stream alone on the smallest synthetic set, one epoch: a trial takes a few seconds.
 TINY_SWEEP = [
-    "+experiment=sweep_temporal", "name=tiny_sweep", "progress=false",
-    "dataset.generator.groups_per_class=3", "dataset.generator.clips_per_group=1",
-    "dataset.generator.test_groups=1", "dataset.generator.num_frames=16",
+    "+experiment=sweep_temporal", "name=tiny_sweep", "progress=false", *TINY_DATASET,
     "streams.temporal.epochs=1", "train.samples_per_video=1", "train.runtime.val_positions=1",
     "test.num_positions=1", "test.crops=1", "streams.temporal.L=choice(2,3)",
 ]
@@ -120,9 +117,8 @@ def sweep(*args: str, cwd) -> subprocess.Popen:
     """Start ``python -m twostream -m TINY_SWEEP ARGS`` in ``cwd``."""
     # One thread per process: two sweeps at once on two cores would otherwise oversubscribe them
     # (OpenMP's spinning threads then make each step many times slower).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env |= {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "twostream", "-m", *TINY_SWEEP, *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "twostream", "-m", *TINY_SWEEP, *args], cwd=cwd,
+                            env=user_env(OMP_NUM_THREADS="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -141,6 +137,7 @@ def first_sweep(tmp_path_factory):
     return cwd, load_study(cwd / "multirun/tiny_sweep/optuna.journal").trials, wandb_files
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
     cwd, trials, _ = first_sweep
     assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(3)]
@@ -163,6 +160,7 @@ def test_a_three_trial_sweep_runs_each_trial_in_its_own_folder(first_sweep):
         assert first_conv.shape[1] == 2 * trial.params["streams.temporal.L"], first_conv.shape
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_disabled_tracking_writes_nothing(first_sweep):
     *_, wandb_files = first_sweep
     assert wandb_files == [], "tracking.mode=disabled wrote W&B files"
@@ -182,6 +180,7 @@ def second_round(first_sweep):
     return cwd, trials, pruned
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, second_round):
     _, before, _ = first_sweep
     cwd, trials, pruned = second_round
@@ -193,6 +192,7 @@ def test_two_workers_rerunning_the_command_continue_the_study(first_sweep, secon
     assert completed.value == results["val_accuracy"]["temporal"]
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
     cwd, _, pruned = second_round
     folder = cwd / f"multirun/tiny_sweep/trial_{pruned.number}"
@@ -202,6 +202,7 @@ def test_pruning_stops_a_trial_on_the_value_its_training_logged(second_round):
     assert pruned.intermediate_values == {1: train.history[-1]["val/accuracy"]}
 
 
+@pytest.mark.slow  # real sweeps in subprocesses
 def test_trial_runs_are_grouped_by_study_and_record_code_and_cache(second_round):
     cwd, _, pruned = second_round
     runs = [read_offline_run(p) for p in find_runs(cwd / f"multirun/tiny_sweep/trial_{pruned.number}/wandb")]

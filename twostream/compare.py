@@ -464,8 +464,8 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
     return md_path
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: run folders and/or a study in, comparison.md and plots out."""
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line's options (exits with a usage message on a bad one, as argparse does)."""
     parser = argparse.ArgumentParser(prog="python -m twostream.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", type=Path, help="run output folders (with results.json)")
     parser.add_argument("--study", help="an Optuna storage: a journal file path or an RDB URL")
@@ -482,6 +482,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if bool(args.runs) == bool(args.study):
         parser.error("give run folders or --study, not both and not neither")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: run folders and/or a study in, comparison.md and plots out."""
+    args = parse_args(argv)
     if args.study:
         name, objective, runs, others = load_study(args.study, args.study_name)
     else:

@@ -1,6 +1,6 @@
 """The Zarr v3 cache of decoded frames and quantised flow, one group per video.
 
-Layout (documented in the README)::
+Layout (documented in docs/formats.md)::
 
     <cache>.zarr/                      root attrs: {"format": 2, "fingerprint": {...}}
       videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...,
