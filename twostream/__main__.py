@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from twostream.checks import check_added_keys
 from twostream.configs import config_dir
 from twostream.errors import UserError
 from twostream.pipeline import run
@@ -39,6 +40,7 @@ def with_defaults(arguments: Sequence[str]) -> list[str]:
 def task(cfg: DictConfig) -> dict[str, Any] | None:
     """Run the composed experiment; return its results (results.json's content) for a sweeper."""
     try:
+        check_added_keys(cfg, HydraConfig.get().overrides.task)
         return run(cfg)
     except UserError as error:
         # A sweep or multirun records a job's error itself; debug=true wants the traceback.

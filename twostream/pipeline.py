@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.extract import run_extract
 from twostream.checks import check_config, check_environment, stages_to_run
-from twostream.data.catalog import load_split_lists
+from twostream.data.catalog import run_split_lists
 from twostream.data.splits import SplitLists
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
@@ -53,7 +53,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
     output_dir = Path(cfg.paths.output_dir)
-    lists = load_split_lists(cfg.dataset, listing_dir=output_dir)
+    lists = run_split_lists(cfg.dataset, output_dir)
     if dist_info.is_main:
         barrier(dist_info)
     log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos", cfg.name,
