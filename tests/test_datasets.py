@@ -68,9 +68,9 @@ def test_ucf_style_groups_stay_on_one_side(tmp_path):
     lists = split_videos(classes, videos, test_fraction=0.4, seed=3)
     test_groups, train_groups = {v.group for v in lists.test}, {v.group for v in lists.train}
     assert test_groups.isdisjoint(train_groups) and test_groups | train_groups == {f"g{g:02d}" for g in range(1, 6)}
-    # each group's own draw: the first 8 bytes of SHA-256("seed/class/group") as a fraction of 2**64
+    # each group's own draw: the first 8 bytes of SHA-256("test/seed/class/group") as a fraction of 2**64
     drawn = {f"g{g:02d}" for g in range(1, 6)
-             if int.from_bytes(hashlib.sha256(f"3/Jump/g{g:02d}".encode()).digest()[:8], "big") / 2**64 < 0.4}
+             if int.from_bytes(hashlib.sha256(f"test/3/Jump/g{g:02d}".encode()).digest()[:8], "big") / 2**64 < 0.4}
     assert test_groups == drawn and len(lists.test) == 3 * len(drawn)
 
 
@@ -174,3 +174,16 @@ def test_the_run_writes_its_split_and_reuses_it(tmp_path):
     other = folder_dataset_cfg(tmp_path / "videos", "dataset.test_fraction=0.5")
     with pytest.raises(ValueError, match=r"drawn with other settings \(dataset.test_fraction: 0.3 -> 0.5\)"):
         run_split_lists(other, tmp_path / "run")
+
+
+def test_lists_left_without_validation_videos_of_a_class_are_refused():
+    from twostream.data.catalog import check_lists
+    from twostream.data.splits import SplitLists, Video
+
+    def video(name: str, label: int) -> Video:
+        return Video(id=name, path=Path(f"/v/{name}.avi"), label=label, group=None)
+
+    lists = SplitLists(["Jump", "Run"], [video("j1", 0), video("r1", 1)], [video("j2", 0), video("r2", 1)],
+                       val=[video("r3", 1)])  # Jump's only validation video was left out (unreadable)
+    with pytest.raises(ValueError, match="after leaving out: class\\(es\\) Jump have no validation videos"):
+        check_lists(lists, "after leaving out", validation=None)

@@ -167,6 +167,12 @@ def check_lists(lists: SplitLists, source: str, validation: Any, drawn: bool = F
         fix = ("add videos (a class needs 2 or more, or 2 or more _gXX_ groups, to have some on each side) "
                "or raise dataset.test_fraction" if drawn else "add test videos of them or remove them")
         raise DataError(f"{source}: class(es) {', '.join(no_test)} have no test videos; {fix}")
+    if lists.val:  # held out already (the videos a run can use, after some were left out)
+        no_val = [c for label, c in enumerate(lists.classes) if not any(v.label == label for v in lists.val)]
+        if no_val:
+            raise DataError(f"{source}: class(es) {', '.join(no_val)} have no validation videos; add videos of "
+                            "them, or set dataset.validation=null (no validation split)")
+        return
     if validation is None:
         return
     few = [c for label, c in enumerate(lists.classes)
@@ -178,7 +184,7 @@ def check_lists(lists: SplitLists, source: str, validation: Any, drawn: bool = F
 
 
 SAVED_SPLIT = "splits"  # the run's own copy of its lists, in its output folder
-_SPLIT_KEYS = ("name", "format", "split", "test_fraction", "split_seed", "validation", "generator")
+_SPLIT_KEYS = ("name", "format", "video_root", "split", "test_fraction", "split_seed", "validation", "generator")
 
 
 def run_split_lists(dataset_cfg: Any, output_dir: Path) -> SplitLists:

@@ -69,5 +69,5 @@ def split_videos(classes: Sequence[str], videos: Sequence[Video], test_fraction:
     """
     if not 0 < test_fraction < 1:
         raise DataError(f"dataset.test_fraction must be between 0 and 1, got {test_fraction}")
-    train, test = hold_out_groups(classes, videos, test_fraction, seed, per_group=True)
+    train, test = hold_out_groups(classes, videos, test_fraction, seed, per_group="test")
     return SplitLists(classes=list(classes), train=train, test=test)

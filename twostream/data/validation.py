@@ -22,9 +22,10 @@ from twostream.errors import DataError
 
 
 def hold_out_groups(classes: Sequence[str], videos: Sequence[Video], fraction: float, seed: int,
-                    per_group: bool = False) -> tuple[list[Video], list[Video]]:
+                    per_group: str | None = None) -> tuple[list[Video], list[Video]]:
     """``(kept, held_out)``: per class, ``round(fraction * groups)`` of its groups are held out, or with
-    ``per_group`` each group whose own draw (:func:`group_draw`) is below ``fraction``.
+    ``per_group`` (the draw's name: "test", "validation") each group whose own draw
+    (:func:`group_draw`) is below ``fraction``; draws of other names are independent.
 
     A class with two or more groups keeps at least one group on each side (with ``per_group``, by
     moving the group whose draw is nearest to the other side); a class with a single group is kept
@@ -42,8 +43,8 @@ def hold_out_groups(classes: Sequence[str], videos: Sequence[Video], fraction: f
         if len(groups) < 2:
             continue
         if per_group:
-            groups.sort(key=lambda g: group_draw(seed, name, g))
-            count = sum(group_draw(seed, name, g) < fraction for g in groups)
+            groups.sort(key=lambda g: group_draw(per_group, seed, name, g))
+            count = sum(group_draw(per_group, seed, name, g) < fraction for g in groups)
         else:
             random.Random(f"{seed}/{name}").shuffle(groups)
             count = round(fraction * len(groups))
@@ -51,10 +52,10 @@ def hold_out_groups(classes: Sequence[str], videos: Sequence[Video], fraction: f
     return [v for v in videos if group(v) not in held], [v for v in videos if group(v) in held]
 
 
-def group_draw(seed: int, class_name: str, group: str) -> float:
-    """A number in [0, 1) from the seed, the class and the group's name alone (the same in every
-    process and Python version: a SHA-256 digest, not ``hash()``)."""
-    digest = hashlib.sha256(f"{seed}/{class_name}/{group}".encode()).digest()
+def group_draw(draw: str, seed: int, class_name: str, group: str) -> float:
+    """A number in [0, 1) from the draw's name, the seed, the class and the group's name alone (the same
+    in every process and Python version: a SHA-256 digest, not ``hash()``)."""
+    digest = hashlib.sha256(f"{draw}/{seed}/{class_name}/{group}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -62,5 +63,5 @@ def hold_out_validation(lists: SplitLists, fraction: float, seed: int, per_group
     """The lists with ``fraction`` of each class's training groups moved to ``val`` (same type: a
     multi-task run's other datasets keep their lists, as they only train); ``per_group``: see
     :func:`hold_out_groups`."""
-    train, val = hold_out_groups(lists.classes, lists.train, fraction, seed, per_group)
+    train, val = hold_out_groups(lists.classes, lists.train, fraction, seed, "validation" if per_group else None)
     return dataclasses.replace(lists, train=train, val=val)
