@@ -162,3 +162,9 @@ def test_added_keys_are_checked_against_the_config_tree():
     with pytest.raises(ConfigError, match=r"\+train\.crop_szie: .*did you mean train\.crop_size") as error:
         check("+train.crop_szie=56", "+streams.temporal.LL=5")
     assert "+streams.temporal.LL" in str(error.value) and "2 problems" in str(error.value)
+
+
+def test_a_missing_folder_of_ones_own_videos_is_one_problem(tmp_path):
+    with pytest.raises(ConfigError) as error:  # video_root defaults to root: one folder, one line
+        check_environment(composed("+experiment=folder_cpu", f"dataset.root={tmp_path / 'nope'}"))
+    assert "(1 problem)" in str(error.value) and f"dataset.root='{tmp_path / 'nope'}'" in str(error.value)

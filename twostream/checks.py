@@ -398,6 +398,8 @@ def _check_dataset_files(problems: _Problems, dataset: DictConfig, prefix: str) 
         return  # generated on the first run
     keys = ("root", "video_root") + (("splits_dir",) if dataset.get("format") != "folder" else ())
     for key in keys:
+        if key == "video_root" and str(dataset.get("video_root")) == str(dataset.get("root")):
+            continue  # one folder, one problem
         if key in dataset:  # set (check_config has refused missing ones)
             folder = Path(str(dataset[key]))
             problems.need(folder.is_dir(), prefix + key, str(folder), "no such folder")
