@@ -148,3 +148,28 @@ def test_crops_and_stacks_are_checked_only_when_a_stage_uses_them():
     check_config(composed("+experiment=quickstart", "stage=extract", "train.crop_size=96"))
     with pytest.raises(ConfigError, match="train.crop_size=96"):
         check_config(composed("+experiment=quickstart", "stage=test", "train.crop_size=96"))
+
+
+def test_added_keys_are_checked_against_the_config_tree():
+    from hydra import compose, initialize_config_dir
+
+    from twostream.checks import check_added_keys
+    from twostream.configs import config_dir
+
+    def check(*overrides: str) -> None:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides))
+        check_added_keys(cfg, list(overrides))
+
+    check("+experiment=quickstart", "+paper/table3=merged", "train.crop_size=64")  # groups and changes
+    check("++trial.number=3", "+trial.storage=x", "+flow.runtime.device=cpu", "+tracking.entity=me")  # read
+    check("++train.whatever=1")  # force-add: the user's explicit choice
+    with pytest.raises(ConfigError, match=r"\+train\.crop_szie: .*did you mean train\.crop_size") as error:
+        check("+train.crop_szie=56", "+streams.temporal.LL=5")
+    assert "+streams.temporal.LL" in str(error.value) and "2 problems" in str(error.value)
+
+
+def test_a_missing_folder_of_ones_own_videos_is_one_problem(tmp_path):
+    with pytest.raises(ConfigError) as error:  # video_root defaults to root: one folder, one line
+        check_environment(composed("+experiment=folder_cpu", f"dataset.root={tmp_path / 'nope'}"))
+    assert "(1 problem)" in str(error.value) and f"dataset.root='{tmp_path / 'nope'}'" in str(error.value)

@@ -56,3 +56,23 @@ def test_a_later_stage_without_its_inputs_says_what_to_run(tmp_path):
 def test_unknown_stage_is_refused(tmp_path):
     result = twostream("stage=everything", "tracking.mode=disabled", cwd=tmp_path)
     assert result.returncode != 0 and "stage='everything'" in result.stderr
+
+
+def test_a_key_added_with_a_typo_is_refused_naming_the_key_it_meant(tmp_path):
+    # Hydra's hint for train.crop_szie=56 is "+train.crop_szie=56": following it must not run silently
+    result = twostream("+experiment=quickstart", "+train.crop_szie=56", "tracking.mode=disabled", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "+train.crop_szie" in result.stderr and "did you mean train.crop_size" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before the synthetic set was generated
+
+
+def test_a_folder_of_one_class_is_refused_before_any_work(tmp_path):
+    root = tmp_path / "videos"
+    (root / "Jump").mkdir(parents=True)
+    for i in range(4):
+        (root / "Jump" / f"clip{i}.mp4").write_bytes(b"not decoded before the refusal")
+    result = twostream("+experiment=folder_cpu", f"dataset.root={root}", "tracking.mode=disabled", cwd=tmp_path)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and f"dataset.root={root}" in error[0] and "1 class (Jump)" in error[0], error
+    assert not (tmp_path / "data").exists()  # nothing extracted

@@ -187,3 +187,32 @@ def test_runs_of_a_multirun_are_named_by_the_overrides_that_differ(tmp_path):
     OmegaConf.save(["+paper/table3=alone", "seed=1"], folders[3] / ".hydra/overrides.yaml")
     rows = summary_rows(tmp_path / "by_config")
     assert rows[0][0] == "format, generator.seed, root, target.seed" and len(rows) == 3
+
+
+def test_runs_identical_in_every_setting_are_one_run_not_repeats(tmp_path):
+    folders = [tmp_path / "first" / "quickstart", tmp_path / "again" / "quickstart"]
+    for folder in folders:
+        folder.parent.mkdir()
+        made = make_run(folder, 10, 0.5, 0.9, seed=0)  # same settings, same seed: the same numbers
+    out = tmp_path / "cmp"
+    main([str(f) for f in folders] + ["--mean", "--out", str(out), "--tracking-mode", "disabled"])
+    markdown = (out / "comparison.md").read_text()
+    assert "Runs quickstart, quickstart are identical in every setting (seed included)" in markdown
+    summary = markdown.split("## Mean over")[1].split("## Per-class")[0]
+    row = next(line for line in summary.splitlines() if line.startswith("| all"))
+    assert [c.strip() for c in row.strip("|").split("|")][:3] == ["all", "1", f"{made['accuracy']['temporal']:.1%} (1 run)"]
+    header = next(line for line in markdown.split("## Per-class")[1].splitlines() if line.startswith("| class"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["class", "first/quickstart", "again/quickstart"]
+
+
+def test_runs_of_one_split_tested_on_different_videos_are_flagged(runs, tmp_path):
+    folder = runs["c"][0]
+    for method in METHODS:  # run c was tested on other videos (e.g. a split drawn from another folder)
+        scores = Scores.load(scores_path(folder, method, "test"))
+        Scores(np.array([f"w{i}" for i in range(len(scores.labels))]), scores.labels, scores.scores,
+               scores.classes).save(scores_path(folder, method, "test"))
+    out = tmp_path / "cmp"
+    main([str(f) for f, _ in runs.values()] + ["--out", str(out), "--tracking-mode", "disabled"])
+    markdown = (out / "comparison.md").read_text()
+    assert "Warning: these runs of one dataset and split were tested on different videos" in markdown
+    assert "a, b (24 videos); c (24 videos)" in markdown

@@ -64,6 +64,7 @@ def test_real_clips_laid_out_as_ucf101_go_through_extract_train_test_fuse(tmp_pa
         f"dataset.short_side={SHORT_SIDE}", "flow=dis", "flow.params.preset=ultrafast", "name=real",
         "progress=false", "tracking.mode=disabled", "streams.spatial.epochs=1", "streams.temporal.epochs=1",
         "streams.temporal.L=5", "train.samples_per_video=2", "train.runtime.validate=false", "test.num_positions=2",
+        "dataset.validation=null",  # one training clip a class: none to hold out
         "test.crops=1", "cache.in_memory=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -104,7 +105,7 @@ def test_multitask_run_trains_one_head_per_dataset_and_tests_the_evaluated_one(t
         "+experiment=quickstart", "dataset=ucf101_hmdb51", f"dataset.root={root}", f"dataset.short_side={SHORT_SIDE}",
         "~streams.spatial", "flow=dis", "flow.params.preset=ultrafast", "name=multi", "progress=false",
         "tracking.mode=disabled", "streams.temporal.epochs=1", "streams.temporal.L=5", "train.samples_per_video=2",
-        "train.runtime.validate=false", "test.num_positions=2", "test.crops=1", cwd=tmp_path)
+        "train.runtime.validate=false", "test.num_positions=2", "test.crops=1", "dataset.validation=null", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 
     results = json.loads((tmp_path / "outputs/multi/results.json").read_text())

@@ -389,3 +389,20 @@ def test_invalid_texture_colours_rejected(tmp_path: Path, colours: list[list[int
     with pytest.raises(ValueError, match="texture_colours must be null or two RGB colours"):
         generate_synthetic(tmp_path, **{**SMALL_PARAMS, "texture_colours": colours})
     assert not list(tmp_path.iterdir())
+
+
+def test_processes_generating_one_folder_at_once_all_succeed(small_root: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "data"
+    script = ("import json, sys; from twostream.data.synthetic import generate_synthetic; "
+              "generate_synthetic(sys.argv[1], **json.loads(sys.argv[2]))")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(root), json.dumps(SMALL_PARAMS)],
+                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [run.communicate()[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], errors
+    made = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.suffix == ".avi")
+    assert made == sorted(p.relative_to(small_root) for p in all_videos(small_root, SMALL_PARAMS))
+    assert all((root / p).read_bytes() == (small_root / p).read_bytes() for p in made)
+    assert not [p for p in root.rglob("*") if ".tmp" in p.name]

@@ -7,6 +7,7 @@ exit code 1, without a traceback (``debug=true`` shows it). Ctrl-C says what was
 arguments at all, the synthetic quickstart runs.
 """
 
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +19,9 @@ from omegaconf import DictConfig
 
 from twostream.configs import config_dir
 from twostream.errors import UserError
-from twostream.pipeline import run
 from twostream.sweep import enable_hydra_plugin
+
+log = logging.getLogger(__name__)
 
 enable_hydra_plugin()  # hydra/sweeper=optuna (Optuna studies as multiruns)
 
@@ -38,7 +40,13 @@ def with_defaults(arguments: Sequence[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def task(cfg: DictConfig) -> dict[str, Any] | None:
     """Run the composed experiment; return its results (results.json's content) for a sweeper."""
+    # said before the stages' libraries load (torch: seconds), so that a start is never silent
+    log.info("%s: starting: loading torch, then checking the config and the data", cfg.name)
+    from twostream.checks import check_added_keys  # noqa: PLC0415  (imports torch)
+    from twostream.pipeline import run  # noqa: PLC0415
+
     try:
+        check_added_keys(cfg, HydraConfig.get().overrides.task)
         return run(cfg)
     except UserError as error:
         # A sweep or multirun records a job's error itself; debug=true wants the traceback.

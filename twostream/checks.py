@@ -12,15 +12,18 @@ One function, not a typed schema: most rules relate several keys (or the stage t
 per-key schema cannot say, and the defaults stay in conf/ only.
 """
 
+import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache.codecs import CODECS
 from twostream.cache.extract import parse_shard
+from twostream.configs import config_dir
 from twostream.data.catalog import FORMATS
 from twostream.data.splits import SPLITS
 from twostream.data.synthetic import SyntheticParams
@@ -159,6 +162,36 @@ def check_config(cfg: DictConfig) -> None:
     problems.choice(cfg.tracking, "mode", "tracking.", MODES)
     problems.integer(cfg.tracking, "flow_samples", "tracking.", low=0)
     problems.raise_if_any("the config cannot run")
+
+
+# Keys the stages read that the config files leave out: adding one with +key=value is deliberate.
+OPTIONAL_KEYS = ("trial", "flow.runtime", "tracking.entity", "dataset.merge_labels", "dataset.short_side")
+
+
+def check_added_keys(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse every ``+key=value`` of the command line that adds a key no stage reads (a typo such as
+    ``+train.crop_szie=56``, which Hydra's own hint for an unknown key suggests), naming the closest
+    known key. Config groups (``+experiment=NAME``), Hydra's own keys, :data:`OPTIONAL_KEYS` and
+    ``++key=value`` (force-add: the user's explicit choice) pass."""
+    problems = _Problems()
+    known = [k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False))
+             if not any(k == o.lstrip("+").split("=", 1)[0] for o in overrides)]
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if (not override.is_add() or override.package is not None or key.split(".")[0] == "hydra"
+                or (config_dir() / key).is_dir() or any(key == k or key.startswith(k + ".") for k in OPTIONAL_KEYS)):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}=...? " if close else ""
+        problems.note(f"+{key}", f"no such key in the config, so nothing would read it; {hint}"
+                      "(python -m twostream --cfg job lists the keys; ++key=value adds one anyway)")
+    problems.raise_if_any("the config cannot run")
+
+
+def _flat_keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix[:-1]]
+    return [k for key, value in node.items() for k in _flat_keys(value, f"{prefix}{key}.")]
 
 
 def _check_dataset(problems: _Problems, dataset: DictConfig, prefix: str) -> None:
@@ -372,6 +405,8 @@ def _check_dataset_files(problems: _Problems, dataset: DictConfig, prefix: str) 
         return  # generated on the first run
     keys = ("root", "video_root") + (("splits_dir",) if dataset.get("format") != "folder" else ())
     for key in keys:
+        if key == "video_root" and str(dataset.get("video_root")) == str(dataset.get("root")):
+            continue  # one folder, one problem
         if key in dataset:  # set (check_config has refused missing ones)
             folder = Path(str(dataset[key]))
             problems.need(folder.is_dir(), prefix + key, str(folder), "no such folder")

@@ -60,6 +60,7 @@ class RunResult:
     overrides: dict[str, str] | None = None  # the job's command-line overrides, when Hydra recorded them
     trial: int | None = None
     objective: float | None = None
+    test_videos: frozenset[str] | None = None  # the ids its test score files hold
 
 
 @dataclass
@@ -88,11 +89,12 @@ def load_run(path: str | Path) -> RunResult:
         raise FileNotFoundError(f"{results_file}: no results; is {path} a run folder whose fuse stage ran?")
     results = json.loads(results_file.read_text())
     classes = list(results.get("classes", []))
-    per_class = {}
+    per_class, test_videos = {}, None
     for method in results["accuracy"]:
         score_file = scores_path(path, method, "test")
         if score_file.is_file():
             scores = Scores.load(score_file)
+            test_videos = test_videos or frozenset(str(v) for v in scores.video_ids)
             classes = classes or [str(c) for c in scores.classes]
             per_class[method] = per_class_accuracy(scores.scores, scores.labels, len(scores.classes))
         elif method in results.get("per_class_accuracy", {}):
@@ -104,7 +106,7 @@ def load_run(path: str | Path) -> RunResult:
     overrides = (dict(o.partition("=")[::2] for o in OmegaConf.load(overrides_file))
                  if overrides_file.is_file() else None)
     return RunResult(path, dict(results["accuracy"]), float(results["chance"]), classes, per_class, settings,
-                     overrides)
+                     overrides, test_videos=test_videos)
 
 
 def load_study(storage: str, study_name: str | None
@@ -137,6 +139,40 @@ def differing_settings(runs: Sequence[RunResult]) -> list[str]:
     keys = sorted({k for r in runs for k in r.settings})
     return [k for k in keys if k.split(".")[0] not in IGNORED_SETTINGS
             and len({json.dumps(r.settings.get(k), sort_keys=True) for r in runs}) > 1]
+
+
+def _experiment(run: RunResult) -> str:
+    """Every setting that makes an experiment (names, paths and how it was run left out), as one text."""
+    return json.dumps({k: v for k, v in run.settings.items() if k.split(".")[0] not in IGNORED_SETTINGS},
+                      sort_keys=True)
+
+
+def identical_runs(runs: Sequence[RunResult]) -> list[list[RunResult]]:
+    """Groups of two or more runs identical in every setting (seed included): one experiment run
+    again, not repeats of it (on one CPU they give the same numbers)."""
+    groups: dict[str, list[RunResult]] = {}
+    for run in runs:
+        groups.setdefault(_experiment(run), []).append(run)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def test_set_warnings(runs: Sequence[RunResult]) -> list[str]:
+    """A line for each dataset and split whose runs were tested on different videos (their accuracies
+    are not comparable); runs of different splits or datasets are expected to differ."""
+    by_split: dict[tuple, list[RunResult]] = {}
+    for run in runs:
+        if run.test_videos is not None:
+            key = tuple(json.dumps(run.settings.get(k)) for k in ("dataset.name", "dataset.split", "dataset.root"))
+            by_split.setdefault(key, []).append(run)
+    lines = []
+    for group in by_split.values():
+        sets = list(dict.fromkeys(r.test_videos for r in group))
+        if len(sets) > 1:
+            lines.append("Warning: these runs of one dataset and split were tested on different videos, so their "
+                         "accuracies are not comparable: " + "; ".join(
+                             f"{', '.join(r.path.name for r in group if r.test_videos == videos)} "
+                             f"({len(videos)} videos)" for videos in sets) + ".")
+    return lines
 
 
 def _partition(runs: Sequence[RunResult], values: Callable[[RunResult], tuple]) -> set[frozenset[int]]:
@@ -190,6 +226,26 @@ def run_label(run: RunResult, keys: Sequence[str], names: dict[str, str]) -> str
         return f"#{run.trial}"
     label = ", ".join(f"{names[k]}={_setting_text(run.settings.get(k))}" for k in keys)
     return label or run.path.name
+
+
+def unique_labels(labels: Sequence[str], runs: Sequence[RunResult]) -> list[str]:
+    """The labels, each one that repeats followed by the shortest end of its run's path that tells the
+    runs apart (two runs with the same settings, or folders of one name in different places)."""
+    out = list(labels)
+    for label in set(labels):
+        same = [i for i, other in enumerate(labels) if other == label]
+        if len(same) < 2:
+            continue
+        parts = [runs[i].path.resolve().parts for i in same]
+        for n in range(1, max(len(p) for p in parts) + 1):
+            tails = ["/".join(p[-n:]) for p in parts]
+            if len(set(tails)) == len(tails):
+                break
+        if len(set(tails)) < len(tails):  # one folder given twice
+            tails = [f"{tail} #{k}" for k, tail in enumerate(tails, start=1)]
+        for i, tail in zip(same, tails, strict=True):
+            out[i] = tail if label == runs[i].path.name else f"{label} ({tail})"
+    return out
 
 
 def _setting_text(value: Any) -> str:
@@ -281,6 +337,8 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
     if not runs:
         raise ValueError("no run with results to compare")
     is_study = runs[0].trial is not None
+    experiment_of = {r.path: _experiment(r) for r in runs}  # before the settings are cut down to labels
+    twins, test_warnings = identical_runs(runs), test_set_warnings(runs)
     keys = sorted({k for r in runs for k in r.settings}) if is_study else differing_settings(runs)
     if not is_study:
         runs, keys = by_overrides(runs, keys) or (runs, keys)
@@ -297,11 +355,16 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         varied = [k for k in keys if k not in REPLICATE_SETTINGS]
         summary_columns = [", ".join(names[k] for k in varied) or "runs", "n", *methods]
         for group in summary_groups(runs, keys).values():
+            # a run made again with the same settings is one run, not a repeat (its numbers are the same)
+            group = list({experiment_of[r.path]: r for r in reversed(group)}.values())[::-1]
             setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
             summary_rows.append([setting or "all", len(group),
                                  *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
                                    else None for m in methods)])
-    notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}."]
+    notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}.", *test_warnings]
+    notes += [f"Runs {', '.join(r.path.name for r in group)} are identical in every setting (seed included): "
+              f"one run made {len(group)} times, not repeats" + (" (counted once in the mean)." if mean else ".")
+              for group in twins]
     if others:
         notes.append("Trials without results: " + "; ".join(
             f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={_setting_text(v)}" for k, v in t.params.items()) + ")"
@@ -312,7 +375,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
     if method is None or not all(method in r.per_class for r in runs):
         raise ValueError(f"per-class accuracy of {method!r} is not available for every run "
                          "(it needs the runs' scores/<method>_test.npz)")
-    labels = [run_label(r, keys, names) for r in runs]
+    labels = unique_labels([run_label(r, keys, names) for r in runs], runs)
     per_class_rows = [[c, *(float(r.per_class[method][i]) for r in runs)] for i, c in enumerate(runs[0].classes)]
     return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes,
                       summary_columns, summary_rows)

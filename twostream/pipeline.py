@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.extract import run_extract
 from twostream.checks import check_config, check_environment, stages_to_run
-from twostream.data.catalog import load_split_lists
+from twostream.data.catalog import check_lists, run_split_lists
 from twostream.data.splits import SplitLists
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
@@ -53,19 +53,19 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
     output_dir = Path(cfg.paths.output_dir)
-    lists = load_split_lists(cfg.dataset, listing_dir=output_dir)
+    lists = run_split_lists(cfg.dataset, output_dir)
     if dist_info.is_main:
         barrier(dist_info)
-    log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos", cfg.name,
+    log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos listed", cfg.name,
              cfg.dataset.name, cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.val),
              len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
-    results, usable, runs = None, None, 0
+    results, usable, named, runs = None, None, {}, 0
     for stage in stages:
         if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
-            usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main)
+            usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main, named=named)
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
@@ -75,7 +75,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
             start = time.perf_counter()
             with start_run(tracking, stage=job, group=cfg.name, config=resolved) as tracker:
                 if stage == "extract":
-                    run_extract(cfg, lists, tracker)
+                    named = run_extract(cfg, lists, tracker)
                 elif stage == "train":
                     on_epoch = None if report_epoch is None else (
                         lambda stats, s=stream: report_epoch(s, stats.epoch, stats.metrics()))
@@ -95,11 +95,22 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     return results
 
 
-def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bool) -> SplitLists:
-    """The lists without the videos the run cannot use, named once (here, not by every stage)."""
+def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bool, named: dict[str, str]
+                  ) -> SplitLists:
+    """The lists without the videos the run cannot use, named once: here, unless the extract stage of
+    this run has just named them (``named``); then the counts the stages will really use."""
     usable, left_out = usable_lists(lists, open_cache(cfg), frames_needed(cfg))
     if left_out and warn:
-        reasons = [f"{video}: {why}" for video, why in sorted(left_out.items())]
-        log.warning("%d video(s) are left out of training and testing: %s", len(left_out),
-                    shortened(reasons, output_dir / "left_out_videos.txt", shown=3))
+        reasons = [f"{video}: {why}" for video, why in sorted(left_out.items()) if video not in named]
+        already = len(left_out) - len(reasons)
+        text = shortened(reasons, None, shown=3) + ("; and " if reasons and already else "") + (
+            f"the {already} that failed extraction above" if already else "")
+        listing = output_dir / "left_out_videos.txt"
+        shortened([f"{video}: {why}" for video, why in sorted(left_out.items())], listing)
+        log.warning("%d video(s) are left out of training and testing (all in %s): %s", len(left_out), listing, text)
+        log.info("using %d train / %d validation / %d test videos", len(usable.train), len(usable.val),
+                 len(usable.test))
+    if left_out:  # a class may have lost every video of a set: refuse before training, not in fuse
+        check_lists(usable, f"after leaving out the {len(left_out)} unusable video(s) of {output_dir / 'left_out_videos.txt'}",
+                    cfg.dataset.get("validation"))
     return usable

@@ -215,7 +215,7 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
     summary.skipped = len(videos) - len(todo)
     start = time.perf_counter()
     bar = tqdm(total=len(videos), initial=summary.skipped, desc="extract", unit="video",
-               disable=not progress, dynamic_ncols=True)
+               disable=None if progress else True, dynamic_ncols=True)  # None: off in a log file
     run = _pooled(todo, cache, settings, num_workers) if num_workers > 0 else _threaded(todo, cache, settings,
                                                                                           prefetch)
     with bar:
@@ -233,8 +233,9 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
     return summary
 
 
-def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
-    """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict."""
+def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, str]:
+    """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict.
+    Returns every failed video of the shard (id -> reason), each already named in the log once."""
     videos = select_shard(videos_to_extract(lists), cfg.extract.shard)
     cache = open_cache(cfg, writable=True)
     summary = extract_videos(videos, cache, ExtractSettings.from_config(cfg), num_workers=cfg.extract.num_workers,
@@ -246,10 +247,12 @@ def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> None:
              summary.extracted, summary.skipped, len(failures), len(summary.failed), summary.pairs_per_second,
              summary.seconds, cache.path)
     for video_id, reason in failures.items():
-        log.warning("failed: %s: %s", video_id, reason)
+        if video_id not in summary.failed:  # (this run's failures were named as they happened)
+            log.warning("failed in an earlier run: %s: %s", video_id, reason)
     run_log.set_summary({"videos_extracted": summary.extracted, "videos_skipped": summary.skipped,
                          "videos_failed": len(failures), "pairs_per_second": summary.pairs_per_second})
     if failures:
         run_log.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
         if cfg.extract.strict:
             raise StageError(f"{len(failures)} video(s) failed extraction (extract.strict=true); see the log")
+    return failures

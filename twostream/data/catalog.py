@@ -1,15 +1,29 @@
 """Turn the ``dataset`` config into the split's video lists, checking them before any work."""
 
 import dataclasses
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from twostream.data.folder import scan_folder, split_videos
-from twostream.data.splits import SplitLists, Video, missing_videos, parse_hmdb51, parse_ucf101
+from twostream.data.splits import (
+    SplitLists,
+    Video,
+    missing_videos,
+    parse_hmdb51,
+    parse_ucf101,
+    read_split_lists,
+    write_split_lists,
+)
 from twostream.data.synthetic import generate_synthetic
 from twostream.data.validation import hold_out_validation
 from twostream.errors import DataError, MissingDataError, shortened
+
+log = logging.getLogger(__name__)
 
 PARSERS = {"ucf101": parse_ucf101, "hmdb51": parse_hmdb51}
 FORMATS = (*PARSERS, "folder", "multitask")
@@ -105,16 +119,110 @@ def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> Split
     a multi-task dataset's tasks merged into one label set with ``dataset_cfg.merge_labels``.
 
     With ``dataset_cfg.validation`` (``fraction``, ``seed``), that fraction of each class's training
-    groups becomes the validation split (:mod:`twostream.data.validation`); without it ``val`` is empty.
+    groups becomes the validation split (:mod:`twostream.data.validation`; drawn group by group from
+    their names for a folder of one's own videos); without it ``val`` is empty.
     Raises MissingDataError naming the first listed videos that are not on disk (and, with
-    ``listing_dir``, writing all of them to ``missing_videos_<dataset>.txt`` there).
+    ``listing_dir``, writing all of them to ``missing_videos_<dataset>.txt`` there), DataError when
+    the lists cannot train and test a classifier (:func:`check_lists`).
     """
     lists = _official_lists(dataset_cfg, listing_dir)
     validation = dataset_cfg.get("validation")
+    check_lists(lists, _source(dataset_cfg), validation, drawn=_drawn_here(dataset_cfg))
     if validation is not None:
-        lists = hold_out_validation(lists, validation.fraction, validation.seed)
+        lists = hold_out_validation(lists, validation.fraction, validation.seed,
+                                    per_group=dataset_cfg.format == "folder")
     # merged after the hold-out, so that validation holds the evaluated dataset's videos only
     return merged_labels(lists) if dataset_cfg.get("merge_labels") else lists
+
+
+def _source(dataset_cfg: Any) -> str:
+    """Where the lists of the evaluated dataset come from, as a user would look for it."""
+    if dataset_cfg.format == "multitask":
+        return _source(dataset_cfg.tasks[dataset_cfg.evaluate])
+    if _drawn_here(dataset_cfg):
+        return (f"dataset.root={dataset_cfg.video_root} (split drawn with "
+                f"dataset.test_fraction={dataset_cfg.test_fraction})")
+    return f"the split {dataset_cfg.split} lists in {dataset_cfg.splits_dir}"
+
+
+def _drawn_here(dataset_cfg: Any) -> bool:
+    """Whether the train/test split is drawn here (a folder without lists of its own)."""
+    return dataset_cfg.format == "folder" and not (Path(dataset_cfg.splits_dir) / "classInd.txt").is_file()
+
+
+def check_lists(lists: SplitLists, source: str, validation: Any, drawn: bool = False) -> None:
+    """Refuse, before any work, lists that cannot train and test a classifier: fewer than two classes,
+    a class with no training or no test videos (classes that differ between the train and test
+    lists), or, with a ``validation`` split, a class with too few training groups to hold one out.
+    ``source`` names where the lists come from; ``drawn``: the test split was drawn here."""
+    if len(lists.classes) < 2:
+        raise DataError(f"{source} has {len(lists.classes)} class ({', '.join(lists.classes)}): a classifier "
+                        "needs at least 2; add a folder of videos of another class")
+    no_train = [c for label, c in enumerate(lists.classes) if not any(v.label == label for v in lists.train)]
+    if no_train:
+        raise DataError(f"{source}: class(es) {', '.join(no_train)} have no training videos (the train and "
+                        "test lists must hold the same classes); add training videos of them or remove them")
+    no_test = [c for label, c in enumerate(lists.classes) if not any(v.label == label for v in lists.test)]
+    if no_test:
+        fix = ("add videos (a class needs 2 or more, or 2 or more _gXX_ groups, to have some on each side) "
+               "or raise dataset.test_fraction" if drawn else "add test videos of them or remove them")
+        raise DataError(f"{source}: class(es) {', '.join(no_test)} have no test videos; {fix}")
+    if lists.val:  # held out already (the videos a run can use, after some were left out)
+        no_val = [c for label, c in enumerate(lists.classes) if not any(v.label == label for v in lists.val)]
+        if no_val:
+            raise DataError(f"{source}: class(es) {', '.join(no_val)} have no validation videos; add videos of "
+                            "them, or set dataset.validation=null (no validation split)")
+        return
+    if validation is None:
+        return
+    few = [c for label, c in enumerate(lists.classes)
+           if len({v.group or v.id for v in lists.train if v.label == label}) < 2]
+    if few:
+        raise DataError(f"{source}: class(es) {', '.join(few)} have a single training video (or _gXX_ group), "
+                        f"too few to hold one out for dataset.validation.fraction={validation.fraction}; add "
+                        "training videos, or set dataset.validation=null (no validation split)")
+
+
+SAVED_SPLIT = "splits"  # the run's own copy of its lists, in its output folder
+_SPLIT_KEYS = ("name", "format", "video_root", "split", "test_fraction", "split_seed", "validation", "generator")
+
+
+def run_split_lists(dataset_cfg: Any, output_dir: Path) -> SplitLists:
+    """The run's lists: :func:`load_split_lists`, written UCF-style into ``output_dir/splits`` by the
+    first run and read back from there by every later one (another stage alone, a resumed run), so
+    that videos added to the folder later never change a run's split.
+
+    A multi-task run's lists are not written (its other datasets only train, on their official lists).
+    Raises DataError when the saved split was drawn with other split settings.
+    """
+    lists = load_split_lists(dataset_cfg, listing_dir=output_dir)
+    if dataset_cfg.format == "multitask":
+        return lists
+    folder = Path(output_dir) / SAVED_SPLIT
+    node = OmegaConf.to_container(dataset_cfg, resolve=True)
+    settings = {k: node[k] for k in _SPLIT_KEYS if k in node}
+    record = folder / "split.json"
+    if not record.is_file():
+        write_split_lists(lists, folder, dataset_cfg.split)
+        record.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")  # last: the lists are whole
+        return lists
+    saved_settings = json.loads(record.read_text())
+    if saved_settings != settings:
+        changed = ", ".join(f"dataset.{k}: {saved_settings.get(k)!r} -> {settings.get(k)!r}"
+                            for k in sorted(saved_settings.keys() | settings.keys())
+                            if saved_settings.get(k) != settings.get(k))
+        raise DataError(f"{folder} holds this run folder's split, drawn with other settings ({changed}); "
+                        "give the run another name= or delete that folder")
+    saved = read_split_lists(folder, dataset_cfg.split, dataset_cfg.video_root)
+    missing = missing_videos(saved)
+    if missing:
+        raise MissingDataError(f"{len(missing)} video(s) of the split saved in {folder} are no longer under "
+                               f"dataset.video_root={dataset_cfg.video_root}: {shortened(missing, None)}")
+    new = {v.id for v in lists.train + lists.val + lists.test} - {v.id for v in saved.train + saved.val + saved.test}
+    if new:
+        log.warning("%d video(s) not in this run's split (saved in %s) are left out: %s; give the run another "
+                    "name= to draw a split with them", len(new), folder, shortened(sorted(new), None, shown=3))
+    return saved
 
 
 def _official_lists(dataset_cfg: Any, listing_dir: Path | None) -> SplitLists:

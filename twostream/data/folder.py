@@ -5,7 +5,8 @@
       Run/...
 
 Classes are the sorted sub-folder names (label = index). Without split lists the train/test split is
-made here, deterministically from a seed: per class, a ``test_fraction`` of its *groups* goes to test.
+made here, deterministically from a seed: per class, about a ``test_fraction`` of its *groups* goes to
+test, each group drawn from its own name (so a file added or left out never moves another).
 A clip named in the UCF-101 style ("..._gXX_cYY") belongs to group gXX (clips of one group share
 actors and scene, so splitting them would leak test data); any other clip is a group of its own.
 """
@@ -59,12 +60,14 @@ def scan_folder(root: str | Path, extensions: Sequence[str]) -> tuple[list[str],
 
 def split_videos(classes: Sequence[str], videos: Sequence[Video], test_fraction: float, seed: int
                  ) -> SplitLists:
-    """A deterministic train/test split: per class, ``round(test_fraction * groups)`` groups are test.
+    """A deterministic train/test split: per class, each group whose draw from the seed, the class and
+    its own name is below ``test_fraction`` is test (:func:`~twostream.data.validation.hold_out_groups`
+    with ``per_group``), so one file more or less moves no other video.
 
     A class with two or more groups keeps at least one on each side; a class with one group is all
-    train. The choice depends only on the seed and the class's file names, not on other classes.
+    train (:func:`~twostream.data.catalog.check_lists` refuses it before any work).
     """
     if not 0 < test_fraction < 1:
         raise DataError(f"dataset.test_fraction must be between 0 and 1, got {test_fraction}")
-    train, test = hold_out_groups(classes, videos, test_fraction, seed)
+    train, test = hold_out_groups(classes, videos, test_fraction, seed, per_group="test")
     return SplitLists(classes=list(classes), train=train, test=test)

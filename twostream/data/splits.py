@@ -213,3 +213,28 @@ def parse_hmdb51(splits_dir: str | Path, split: int, video_root: str | Path) -> 
 def missing_videos(lists: SplitLists) -> list[Path]:
     """Every listed video (train, validation, then test, in list order) that is not a file on disk."""
     return [video.path for video in lists.train + lists.val + lists.test if not video.path.is_file()]
+
+
+def write_split_lists(lists: SplitLists, folder: Path, split: int) -> None:
+    """Write ``lists`` UCF-101-style into ``folder``: ``classInd.txt``, ``trainlistNN.txt`` and
+    ``vallistNN.txt`` ("Class/clip.ext LABEL", labels 1-based) and ``testlistNN.txt`` ("Class/clip.ext");
+    :func:`read_split_lists` reads them back. Paths are the video ids (relative to the video root)
+    with the file's extension."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def rel(video: Video) -> str:
+        return f"{video.id}{video.path.suffix}"
+
+    files = {"classInd.txt": [f"{label} {name}" for label, name in enumerate(lists.classes, start=1)],
+             f"trainlist{split:02d}.txt": [f"{rel(v)} {v.label + 1}" for v in lists.train],
+             f"vallist{split:02d}.txt": [f"{rel(v)} {v.label + 1}" for v in lists.val],
+             f"testlist{split:02d}.txt": [rel(v) for v in lists.test]}
+    for name, lines in files.items():
+        (folder / name).write_text("".join(f"{line}\n" for line in lines))
+
+
+def read_split_lists(folder: Path, split: int, video_root: str | Path) -> SplitLists:
+    """The lists :func:`write_split_lists` wrote (train, validation and test; groups from UCF-style names)."""
+    lists = parse_ucf101(folder, split, video_root)
+    val = _read_ucf_list(folder / f"vallist{split:02d}.txt", lists.classes, Path(video_root), labelled=True)
+    return SplitLists(lists.classes, lists.train, lists.test, val)

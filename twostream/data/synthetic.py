@@ -27,10 +27,13 @@ clip never depends on how many other clips are generated.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -157,7 +160,7 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
     """
     root = Path(root)
     p = SyntheticParams(**params)
-    n_groups, n_clips, seed = p.groups_per_class, p.clips_per_group, p.seed
+    n_groups, n_clips = p.groups_per_class, p.clips_per_group
     classes = p.classes()
     videos = {
         (ci, g, c): root / "videos" / name / video_name(name, g, c)
@@ -167,6 +170,27 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
     }
 
     meta_path = root / "generator.json"
+    with _exclusive(root):  # two runs started at once: the second waits, then finds the dataset made
+        _generate_once(root, p, classes, videos, meta_path)
+    return root
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``root/.generate.lock`` (released when the process ends, even killed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".generate.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _generate_once(root: Path, p: SyntheticParams, classes: tuple[str, ...],
+                   videos: dict[tuple[int, int, int], Path], meta_path: Path) -> None:
+    """Write the dataset unless ``root`` already holds it complete (see :func:`generate_synthetic`)."""
+    n_groups, n_clips, seed = p.groups_per_class, p.clips_per_group, p.seed
     if meta_path.exists():
         # a generator.json written before a field existed was generated with the field's default
         predating = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
@@ -182,7 +206,7 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
                 "choose another dataset.root or delete the folder."
             )
         if all(path.exists() for path in videos.values()):
-            return root
+            return
 
     # the order of p.classes(): class ci draws from its own seed whatever the other classes are
     for ci, (appearance, motion) in enumerate(itertools.product(p.appearances, p.motions)):
@@ -198,10 +222,9 @@ def generate_synthetic(root: str | Path, **params: Any) -> Path:
 
     _write_splits(root / "splits", classes, n_groups, n_clips, p.test_groups)
     # Written last: its presence marks a complete dataset, so an interrupted run is simply redone.
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp = meta_path.with_name(f"{meta_path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(p.to_json(), indent=2) + "\n")
     os.replace(tmp, meta_path)
-    return root
 
 
 def _validate(p: SyntheticParams) -> None:
@@ -408,7 +431,7 @@ def _render_clip(
 def _write_video(path: Path, frames_rgb: list[np.ndarray], fps: int, quality: int) -> None:
     """Write RGB frames as MJPG .avi via a temporary name, so a partial file never has the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # never another process's
     h, w = frames_rgb[0].shape[:2]
     # OpenCV's built-in MJPEG encoder: no FFmpeg needed, honours the quality, byte-identical across runs.
     writer = cv2.VideoWriter(str(tmp), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))

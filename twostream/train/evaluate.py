@@ -33,7 +33,8 @@ def score_videos(model: nn.Module, source: InputSource, videos: list[Video], cla
     over the first ``len(classes)`` of its outputs only."""
     model.eval().to(device)
     rows = []
-    for video in tqdm(videos, desc="test", unit="video", leave=False, disable=not progress):
+    for video in tqdm(videos, desc="test", unit="video", leave=False,
+                      disable=None if progress else True):  # None: off when stderr is a log file
         positions = evenly_spaced(num_positions, source.num_positions(video.id))
         batch = np.concatenate([protocol_crops(source.load(video.id, p), crop_size, crops, source.is_flow)
                                 for p in positions])

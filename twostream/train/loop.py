@@ -171,7 +171,8 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         bar = tqdm(loader, desc=f"train {checkpoint.stem} {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress or not info.is_main, dynamic_ncols=True)
+                   disable=None if progress and info.is_main else True,  # None: off in a log file
+                   dynamic_ncols=True)
         for i, (x, y, task) in enumerate(bar):
             x = x.to(device, non_blocking=True,
                      memory_format=torch.channels_last if channels_last else torch.preserve_format)
