@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY, assert_results_match_score_files, twostream
+from omegaconf import OmegaConf
 from wandb_offline import find_runs, read_offline_run
 
 # every test here runs the pipeline end to end (85 s of the suite on 2 cores): the whole suite only
