@@ -199,6 +199,15 @@ def run_size(work: Path, name: str, every: int, overrides: list[str], frames: in
     return len(lists.train) + len(lists.test), costs
 
 
+def extraction_rates(cache: Path) -> list[float]:
+    """Videos/s over each quarter of an extraction, from the times its videos were committed: a rate
+    that falls as the cache fills is a cost that grows with the cache; a flat one is linear."""
+    committed = np.sort([(video / "zarr.json").stat().st_mtime for folder in (cache / "videos").iterdir()
+                         if folder.is_dir() for video in folder.iterdir() if (video / "zarr.json").is_file()])
+    ends = [len(committed) * q // 4 for q in range(4)] + [len(committed) - 1]
+    return [(b - a) / max(committed[b] - committed[a], 1e-9) for a, b in zip(ends, ends[1:], strict=False)]
+
+
 def table(results: dict[str, tuple[int, dict[str, StageCost]]]) -> str:
     """The markdown table: per size and stage, the cost and its growth from the smallest size, for the
     stage's process (wall) and for the work inside it (the pipeline's own stage timings, summed over
@@ -224,8 +233,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=REPO / "data" / "scale", help="where clips, caches and runs go")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
-                        help="stages to run (in this order); the others' costs are read from earlier runs")
+    parser.add_argument("--stages", nargs="*", default=list(STAGES), choices=list(STAGES),
+                        help="stages to run (in this order; none: only the table); the others' costs are read from earlier runs")
     parser.add_argument("--frames", type=int, default=12, help="frames per clip (>= 11 for L=10 flow stacks)")
     parser.add_argument("--size", type=int, default=64, help="frame width and height, px")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
@@ -241,8 +250,12 @@ def main() -> None:
     print(f"{listed} clips listed", flush=True)
     results = {name: run_size(args.work, name, SIZES[name], overrides, args.frames, args.stages) for name in args.sizes}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    rates = {name: extraction_rates(cache) for name in SIZES
+             for cache in (args.work / name / "data" / "cache").glob("*.zarr")}
     text = (f"{platform.node()}, {os.cpu_count()} cores, started {started:%Y-%m-%d %H:%M} UTC, commit {commit.strip()}"
-            f"\n`{' '.join(sys.argv)}`\n\n{table(results)}\n")
+            f"\n`{' '.join(sys.argv)}`\n\n{table(results)}\n\nExtraction, videos/s in each quarter "
+            f"of the run (as the cache fills): " + "; ".join(f"{name}: {', '.join(f'{r:.1f}' for r in rs)}"
+                                                             for name, rs in rates.items()) + "\n")
     print(text)
     if args.out:
         args.out.write_text(text)
