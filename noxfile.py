@@ -1,5 +1,5 @@
 """Developer tasks: `nox -s tests` (fast), `nox -s tests_all` (what CI runs), `nox -s lint`, `nox -s docs`, `nox -s quickstart`, `nox -s bench_cache`, `nox -s mutants`,
-`nox -s gpu`, `nox -s paper` (the paper's tables on the synthetic benchmark)."""
+`nox -s gpu`, `nox -s scale`, `nox -s paper` (the paper's tables on the synthetic benchmark)."""
 
 from pathlib import Path
 
@@ -70,6 +70,14 @@ def gpu(session: nox.Session) -> None:
     """The prepared GPU check: tvl1, extraction, training speed, bf16 (experiments/gpu; options after --)."""
     session.install("-e", ".")
     session.run("python", "experiments/gpu/benchmark.py", *(session.posargs or ["--out", "experiments/gpu/table.md"]))
+
+
+@nox.session(python="3.11")
+def scale(session: nox.Session) -> None:
+    """Every stage at a tenth, a third and all of UCF-101 split 1 (tiny clips): growth factors (experiments/scale)."""
+    session.install("-e", ".")
+    session.run("python", "experiments/scale/benchmark.py", *(session.posargs or ["--out", "experiments/scale/table.md"]),
+                env={"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"})
 
 
 # The paper's studies on the synthetic benchmark (experiments/paper): experiment name -> output folder.

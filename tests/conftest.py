@@ -99,7 +99,7 @@ def assert_results_match_score_files(output_dir: Path) -> None:
         return
     np.testing.assert_allclose(scores("fusion_average"), np.mean([scores(s) for s in streams], axis=0), rtol=1e-6,
                                err_msg="the average fusion's scores are not the mean of the streams' scores")
-    svm = LinearSVC(multi_class="crammer_singer", C=results["svm_C"], max_iter=cfg.fusion.svm.max_iter,
+    svm = LinearSVC(multi_class="crammer_singer", C=results["svm_C"], tol=cfg.fusion.svm.tol, max_iter=cfg.fusion.svm.max_iter,
                     random_state=cfg.seed).fit(features(results["svm_fit_on"]), fit_labels)
     decision = svm.decision_function(features("test"))
     if decision.ndim == 1:  # two classes: scikit-learn gives class 1's margin only

@@ -159,6 +159,7 @@ def check_config(cfg: DictConfig) -> None:
     problems.choice(svm, "fit_on", "fusion.svm.", SVM_FIT_ON)
     problems.integer(svm, "cv_folds", "fusion.svm.", low=2)
     problems.integer(svm, "max_iter", "fusion.svm.", low=1)
+    problems.need(_is_number(svm.get("tol")) and svm.get("tol") > 0, "fusion.svm.tol", svm.get("tol"), "a number > 0")
     problems.choice(cfg.tracking, "mode", "tracking.", MODES)
     problems.integer(cfg.tracking, "flow_samples", "tracking.", low=0)
     problems.raise_if_any("the config cannot run")

@@ -70,7 +70,7 @@ class SvmFusion:
 
 
 def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C_grid: Sequence[float],
-                   cv_folds: int, max_iter: int, seed: int,
+                   cv_folds: int, max_iter: int, seed: int, tol: float,
                    held_out: tuple[Sequence[np.ndarray], np.ndarray] | None = None) -> SvmFusion:
     """Fit ``LinearSVC(multi_class="crammer_singer")`` on ``stream_scores``, choosing C from ``C_grid``.
 
@@ -81,9 +81,13 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
     grid runs no CV). ``selection_accuracy`` is the accuracy that chose C: on ``held_out``, or the
     mean over the CV folds. Fits that stop at ``max_iter`` before converging are reported in one
     log line (not one warning per fit).
+
+    ``tol`` is liblinear's stopping tolerance, the largest violation of the dual's optimality
+    conditions it accepts. 0.1 is liblinear's own default for this solver; scikit-learn's 1e-4 took
+    5-20x the iterations for the same held-out accuracy at 101 classes (experiments/scale/fusion_solvers.py).
     """
     features = svm_features(stream_scores)
-    base = LinearSVC(multi_class="crammer_singer", max_iter=max_iter, random_state=seed)
+    base = LinearSVC(multi_class="crammer_singer", tol=tol, max_iter=max_iter, random_state=seed)
     folds = min(cv_folds, int(np.bincount(labels).min()))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -55,7 +55,8 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
         held_out = ([sc.scores for sc in loaded["val"]], loaded["val"][0].labels) \
             if fit_on == "train" and "val" in loaded else None
         return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, C_grid=list(svm_cfg.C_grid),
-                              cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, held_out=held_out)
+                              cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, tol=svm_cfg.tol,
+                              held_out=held_out)
 
     if "val" not in loaded:
         if svm_cfg.fit_on != "train":
