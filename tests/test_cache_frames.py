@@ -14,7 +14,7 @@ from test_pipeline import twostream
 
 from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.extract import extract_videos
-from twostream.cache.frames import FrameSelection
+from twostream.cache.frames import FrameSelection, evenly_spaced
 from twostream.cache.store import CacheLayout, CacheMismatchError, FlowCache
 from twostream.data.splits import Video
 from twostream.errors import ConfigError
@@ -29,8 +29,12 @@ EVERY = FrameSelection(keep="every", every=6, test_positions=5)
 
 def test_indices_are_the_designed_ones_worked_out_by_hand():
     # 20 frames, 5 test positions: linspace(0, 19, 5) = 0, 4.75, 9.5, 14.25, 19 -> 0, 5, 10 (half to even), 14, 19
-    # protocol, 2 training frames: centres of 2 bins of 10 frames -> 5, 15
-    assert PROTOCOL.indices(20) == [0, 5, 10, 14, 15, 19]
+    # protocol, 2 training frames: the centres of 2 bins of the 15 other frames (1-4, 6-9, 11-13, 15-18):
+    # positions floor(3.75) = 3 and floor(11.25) = 11 of that list -> frames 4 and 15
+    assert PROTOCOL.indices(20) == [0, 4, 5, 10, 14, 15, 19]
+    # 6 of 186 frames: the centres of 6 bins of all frames would all be test positions; these are not
+    paper = FrameSelection(keep="protocol", train_frames=6, test_positions=25)
+    assert len(paper.indices(186)) == 31 and set(evenly_spaced(25, 186)) < set(paper.indices(186))
     # every 6th: 0, 6, 12, 18, with the test positions
     assert EVERY.indices(20) == [0, 5, 6, 10, 12, 14, 18, 19]
     assert FrameSelection().indices(4) == [0, 1, 2, 3]
@@ -139,6 +143,8 @@ def test_a_cache_made_with_other_frames_is_refused_naming_the_fix(tmp_path):
             open_cache(composed(tmp_path, *other))
         fix = "run with cache.frames.keep=protocol cache.frames.train_frames=0 test.num_positions=10"
         assert fix in str(error.value) and "cache.rebuild=true" in str(error.value)
+    with pytest.raises(ValueError, match="build both from one FrameSelection"):  # a writer that would lie
+        FlowCache(tmp_path / "x.zarr", FINGERPRINT, writable=True, layout=CacheLayout(ZSTD, ZSTD, frames=PROTOCOL))
     # a cache made before the setting existed holds every frame: keep=all still opens it
     cfg = composed(tmp_path, "cache.frames.keep=all", f"cache.path={tmp_path}/old.zarr")
     assert "frames" not in cache_fingerprint(cfg)

@@ -133,11 +133,12 @@ def interval(values: list[float]) -> str:
 
 
 def summarize(seeds: list[int]) -> None:
-    speeds = {c: loader_speed(c) for c in CHOICES}  # side by side, one process
+    measured = [c for c in CHOICES if Path(f"data/cache/cache_frames_{c}.zarr").exists()]
+    speeds = {c: loader_speed(c) for c in measured}  # side by side, one process
     print("| cache.frames | frames kept | frame KB/video | flow KB/video | loader samples/s (x all) | "
           "training samples/s | validation accuracy % | test accuracy % |")
     print("|---|---|---|---|---|---|---|---|")
-    for choice in CHOICES:
+    for choice in measured:
         frame_b, flow_b, fraction = frames_bytes(Path(f"data/cache/cache_frames_{choice}.zarr"))
         folders = [Path(f"outputs/cache_frames_{choice}_s{s}") for s in seeds]
         val = [a for f in folders if (a := accuracy(f, "val")) is not None]

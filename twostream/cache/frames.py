@@ -6,7 +6,8 @@ evenly spaced frames; it never needs every frame, and frames are most of a cache
 
 - ``all``: every frame.
 - ``every``: frames 0, k, 2k, ... plus the test protocol's positions.
-- ``protocol``: the test protocol's positions plus ``train_frames`` more, centred in equal bins.
+- ``protocol``: the test protocol's positions plus ``train_frames`` more: the centres of equal bins
+  of the frames that are not test positions (so that they never coincide with them).
 
 The test protocol's positions are :func:`evenly_spaced` over the video's frame count, so a cache
 that keeps them scores exactly the frames an every-frame cache scores.
@@ -31,8 +32,7 @@ def evenly_spaced(count: int, available: int) -> list[int]:
 
 
 def bin_centres(count: int, available: int) -> list[int]:
-    """The centres of ``count`` equal bins of ``available`` (all of them if there are fewer): evenly
-    spaced, and away from the first and last frame that :func:`evenly_spaced` always takes."""
+    """The centres of ``count`` equal bins of ``available`` (all of them if there are fewer)."""
     if available <= count:
         return list(range(available))
     return np.floor((np.arange(count) + 0.5) * available / count).astype(int).tolist()
@@ -44,7 +44,7 @@ class FrameSelection:
 
     keep: str = "all"
     every: int = 1  # keep="every": the stride k
-    train_frames: int = 0  # keep="protocol": frames kept beside the test positions
+    train_frames: int = 0  # keep="protocol": frames kept besides the test positions
     test_positions: int = 25  # the test protocol's positions per video (test.num_positions)
 
     def __post_init__(self) -> None:
@@ -67,9 +67,12 @@ class FrameSelection:
         if self.keep == "all":
             return list(range(num_frames))
         kept = set(evenly_spaced(self.test_positions, num_frames))
-        kept |= set(range(0, num_frames, self.every)) if self.keep == "every" else set(
-            bin_centres(self.train_frames, num_frames))
-        return sorted(kept)
+        if self.keep == "every":
+            return sorted(kept | set(range(0, num_frames, self.every)))
+        # Bin centres of all frames would fall on test positions whenever the counts share a
+        # factor (6 of 186 frames: all 6 are among the 25 test positions): take them among the others.
+        others = [t for t in range(num_frames) if t not in kept]
+        return sorted(kept | {others[i] for i in bin_centres(self.train_frames, len(others))})
 
     def fingerprint(self) -> dict[str, Any] | None:
         """What a cache made with this selection records (None for every frame, which caches made

@@ -139,6 +139,9 @@ class FlowCache:
         self._in_memory = in_memory
         self._arrays: dict[tuple[str, str], ShardedArray | np.ndarray] = {}
         self._frame_indices: dict[str, tuple[int, np.ndarray]] = {}
+        if writable and self.layout.frames.fingerprint() != self.fingerprint.get("frames"):
+            raise ValueError(f"the layout keeps frames {self.layout.frames} but the fingerprint records "
+                             f"{self.fingerprint.get('frames')}: build both from one FrameSelection")
         if not (self.path / "zarr.json").is_file():
             if not writable:
                 raise MissingDataError(f"no flow cache at {self.path}: run the extract stage first "
