@@ -90,8 +90,8 @@ def frames_bytes(cache: Path) -> tuple[float, float, float]:
     return frames / n, flow / n, float(np.mean(fractions))
 
 
-def loader_speed(choice: str, seconds: float = 20.0) -> float:
-    """Spatial training samples/s read from the cache on disk (not in memory), crops as the quickstart's."""
+def loader(choice: str):
+    """The spatial stream's training dataset on a choice's cache, read from disk (not in memory)."""
     import torch
 
     from twostream.cache.store import FlowCache
@@ -104,11 +104,22 @@ def loader_speed(choice: str, seconds: float = 20.0) -> float:
     torch.manual_seed(0)
     for i in range(len(videos)):  # open every video's arrays once, as an epoch does
         dataset[i]
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        dataset[count % len(dataset)]
-        count += 1
-    return count / (time.perf_counter() - start)
+    return dataset
+
+
+def loader_speeds(choices: list[str], rounds: int = 5, seconds: float = 4.0) -> dict[str, float]:
+    """Samples/s of each choice's training loader: the median of ``rounds`` interleaved rounds, so
+    that a change in the machine's load touches every choice alike."""
+    datasets = {c: loader(c) for c in choices}
+    rates: dict[str, list[float]] = {c: [] for c in choices}
+    for _ in range(rounds):
+        for choice, dataset in datasets.items():
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                dataset[count % len(dataset)]
+                count += 1
+            rates[choice].append(count / (time.perf_counter() - start))
+    return {c: statistics.median(r) for c, r in rates.items()}
 
 
 def accuracy(folder: Path, subset: str) -> float | None:
@@ -134,7 +145,7 @@ def interval(values: list[float]) -> str:
 
 def summarize(seeds: list[int]) -> None:
     measured = [c for c in CHOICES if Path(f"data/cache/cache_frames_{c}.zarr").exists()]
-    speeds = {c: loader_speed(c) for c in measured}  # side by side, one process
+    speeds = loader_speeds(measured)  # side by side, one process
     print("| cache.frames | frames kept | frame KB/video | flow KB/video | loader samples/s (x all) | "
           "training samples/s | validation accuracy % | test accuracy % |")
     print("|---|---|---|---|---|---|---|---|")
