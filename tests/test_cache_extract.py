@@ -125,24 +125,29 @@ RUNNER = """
 import sys
 from pathlib import Path
 from twostream.cache.extract import ExtractSettings, extract_videos, select_shard
+import json
+from twostream.cache.frames import FrameSelection
 from twostream.cache.store import CacheLayout, FlowCache
 from twostream.data.splits import Video
 
 folder, cache_path, shard, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+frames = FrameSelection(**json.loads(sys.argv[5]))
 videos = [Video(f"class{k % 2}/{p.stem}", p, 0, None) for k, p in enumerate(sorted(Path(folder).glob("*.avi")))]
 settings = ExtractSettings(estimator="farneback", params=dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                            poly_n=5, poly_sigma=1.2), batch_size=4, short_side=None, backward=True)
-fingerprint = {"estimator": "farneback", "bound": 20, "backward": True}
+fingerprint = {"estimator": "farneback", "bound": 20, "backward": True} | ({"frames": frames.fingerprint()}
+                                                                          if frames.fingerprint() else {})
 jpeg = {"name": "jpeg", "level": 95}
-cache = FlowCache(cache_path, fingerprint, writable=True, layout=CacheLayout(jpeg, jpeg))
+cache = FlowCache(cache_path, fingerprint, writable=True, layout=CacheLayout(jpeg, jpeg, frames=frames))
 extract_videos(select_shard(videos, None if shard == "all" else shard), cache, settings, num_workers=workers,
                progress=False)
 """
 RUN_FINGERPRINT = {"estimator": "farneback", "bound": 20, "backward": True}
 
 
-def start_run(folder: Path, cache: Path, shard: str = "all", workers: int = 0) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUNNER, str(folder), str(cache), shard, str(workers)],
+def start_run(folder: Path, cache: Path, shard: str = "all", workers: int = 0, frames: str = "{}") -> subprocess.Popen:
+    """Extract ``folder`` into ``cache`` in another process; ``frames``: FrameSelection's arguments as JSON."""
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(folder), str(cache), shard, str(workers), frames],
                             cwd=REPO, stderr=subprocess.PIPE)
 
 

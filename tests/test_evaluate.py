@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from twostream.data.splits import Video
+from twostream.inputs.datasets import FlowStackSource
 from twostream.train.evaluate import score_videos
 
 H, W, CROP = 12, 16, 8  # inputs of 12x16 pixels, crops of 8x8
@@ -34,6 +35,9 @@ class RecordingSource:
 
     def num_positions(self, video_id: str) -> int:
         return len(self.inputs[video_id])
+
+    # the real sources' choice of test positions (evenly spaced over num_positions), not a stub's
+    test_positions = FlowStackSource.test_positions
 
     def load(self, video_id: str, position: int) -> np.ndarray:
         self.loaded[video_id].append(position)

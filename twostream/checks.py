@@ -21,8 +21,11 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from twostream.cache import open_cache
 from twostream.cache.codecs import CODECS
 from twostream.cache.extract import parse_shard
+from twostream.cache.frames import FrameSelection
+from twostream.cache.store import CacheMismatchError
 from twostream.configs import config_dir
 from twostream.data.catalog import FORMATS
 from twostream.data.splits import SPLITS
@@ -137,7 +140,7 @@ def check_config(cfg: DictConfig) -> None:
     problems.boolean(cfg, "debug", "")
     _check_dataset(problems, cfg.dataset, "dataset.")
     _check_flow(problems, _container(cfg.flow))
-    _check_cache(problems, _container(cfg.cache), _container(cfg.extract))
+    _check_cache(problems, _container(cfg.cache), _container(cfg.extract), cfg.test.get("num_positions"))
     _check_model(problems, _container(cfg.model))
     streams = _container(cfg.streams)
     train = _container(cfg.train)
@@ -239,7 +242,7 @@ def _check_flow(problems: _Problems, flow: dict[str, Any]) -> None:
         problems.integer(flow, "batch_size", "flow.", low=1)
 
 
-def _check_cache(problems: _Problems, cache: dict[str, Any], extract: dict[str, Any]) -> None:
+def _check_cache(problems: _Problems, cache: dict[str, Any], extract: dict[str, Any], test_positions: Any) -> None:
     problems.number(cache, "bound", "cache.", lambda v: v > 0, "> 0 (pixels)")
     for key in ("backward", "rebuild", "in_memory"):
         problems.boolean(cache, key, "cache.")
@@ -249,6 +252,15 @@ def _check_cache(problems: _Problems, cache: dict[str, Any], extract: dict[str, 
             problems.integer(codec, "level", f"cache.{key}.", *CODEC_LEVELS[codec["name"]])
     for key in ("flows_per_chunk", "frames_per_chunk"):
         problems.integer(cache, key, "cache.", low=1)
+    frames = cache.get("frames")
+    if frames is not None and not isinstance(frames, Mapping):
+        problems.add("cache.frames", frames, "a mapping with keep (all | every | protocol), every, train_frames")
+    else:
+        try:
+            FrameSelection.from_config(frames, test_positions=test_positions if _is_int(test_positions) and test_positions >= 1
+                                        else 1)  # a bad test.num_positions is reported on its own
+        except ConfigError as error:
+            problems.note("cache.frames", str(error))
     try:
         shard = parse_shard(extract.get("shard"))
     except UserError:
@@ -394,6 +406,12 @@ def check_environment(cfg: DictConfig) -> None:
             for subset in ("train", "test"):
                 path = scores_path(cfg.paths.output_dir, stream, subset)
                 problems.need(path.is_file(), "stage", "fuse", f"no score file {path}: run stage=test first")
+    if stages != ("fuse",) and not ("extract" in stages and cfg.cache.rebuild) \
+            and (Path(cfg.cache.path) / "zarr.json").is_file():
+        try:  # a cache made with other settings (flow, cache.frames): refused before the dataset is even read
+            open_cache(cfg)
+        except CacheMismatchError as error:
+            problems.note("cache.path", str(error))
     problems.raise_if_any("the run cannot start")
 
 

@@ -21,6 +21,7 @@ than it holds is found out later, when it is decoded.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint, cache_layout
 from twostream.cache.extract import ExtractSettings, extract_videos
+from twostream.cache.frames import FrameSelection, evenly_spaced
 from twostream.cache.store import FlowCache
 from twostream.configs import config_dir
 from twostream.data.splits import Video
@@ -49,7 +51,7 @@ from twostream.inputs.datasets import InputSource
 from twostream.models import StreamNet
 from twostream.predict_viz import Caption, save_animation, save_picture
 from twostream.scores import Scores, scores_path
-from twostream.train.evaluate import evenly_spaced, score_videos
+from twostream.train.evaluate import score_videos
 from twostream.train.stage import frames_needed, input_source, stream_model, trained_state
 
 CONFIG = Path(".hydra") / "config.yaml"
@@ -248,7 +250,10 @@ def extracted(run: TrainedRun, videos: Sequence[Path], progress: bool = True) ->
     cfg = run.cfg
     listed = [Video(f"{i:05d}", path, -1, None) for i, path in enumerate(videos)]
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
-        cache = FlowCache(Path(tmp) / "cache.zarr", cache_fingerprint(cfg), writable=True, layout=cache_layout(cfg))
+        # Every frame, whatever the run's cache.frames: the test protocol scores the same frames
+        # either way, and the shown samples need frames the run's cache may not keep.
+        cache = FlowCache(Path(tmp) / "cache.zarr", cache_fingerprint(cfg, FrameSelection()), writable=True,
+                          layout=dataclasses.replace(cache_layout(cfg), frames=FrameSelection()))
         extract_videos(listed, cache, ExtractSettings.from_config(cfg), prefetch=cfg.extract.prefetch,
                        progress=progress)
         needed = max(2, frames_needed(cfg))

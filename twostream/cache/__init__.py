@@ -6,25 +6,39 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache.codecs import codec_fingerprint
+from twostream.cache.frames import FrameSelection
 from twostream.cache.store import COMPLETE, FAILED, CacheLayout, FlowCache, source_signature
 from twostream.data.catalog import MultiTaskLists
 from twostream.data.splits import SplitLists, Video
 from twostream.errors import StageError
 
 
-def cache_fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """The settings a cached video depends on; a cache made with others is refused."""
-    return {"estimator": cfg.flow.name, "params": OmegaConf.to_container(cfg.flow.params, resolve=True),
-            "bound": cfg.cache.bound, "short_side": cfg.dataset.short_side, "backward": cfg.cache.backward,
-            "flow_codec": codec_fingerprint(cfg.cache.flow_codec),
-            "frames_codec": codec_fingerprint(cfg.cache.frames_codec)}
+def frame_selection(cfg: DictConfig) -> FrameSelection:
+    """Which RGB frames the cache keeps (``cache.frames``, with the test protocol's positions)."""
+    frames = cfg.cache.get("frames")
+    return FrameSelection.from_config(None if frames is None else OmegaConf.to_container(frames, resolve=True),
+                                      test_positions=cfg.test.num_positions)
+
+
+def cache_fingerprint(cfg: DictConfig, frames: FrameSelection | None = None) -> dict[str, Any]:
+    """The settings a cached video depends on; a cache made with others is refused. ``frames``
+    overrides the config's frame selection (a private cache that keeps every frame)."""
+    fingerprint = {"estimator": cfg.flow.name, "params": OmegaConf.to_container(cfg.flow.params, resolve=True),
+                   "bound": cfg.cache.bound, "short_side": cfg.dataset.short_side, "backward": cfg.cache.backward,
+                   "flow_codec": codec_fingerprint(cfg.cache.flow_codec),
+                   "frames_codec": codec_fingerprint(cfg.cache.frames_codec)}
+    kept = (frames or frame_selection(cfg)).fingerprint()
+    if kept is not None:  # every frame: recorded as caches made before the setting existed are
+        fingerprint["frames"] = kept
+    return fingerprint
 
 
 def cache_layout(cfg: DictConfig) -> CacheLayout:
     """How the extract stage stores arrays (``conf/cache``)."""
     return CacheLayout(flow_codec=OmegaConf.to_container(cfg.cache.flow_codec, resolve=True),
                        frames_codec=OmegaConf.to_container(cfg.cache.frames_codec, resolve=True),
-                       flows_per_chunk=cfg.cache.flows_per_chunk, frames_per_chunk=cfg.cache.frames_per_chunk)
+                       flows_per_chunk=cfg.cache.flows_per_chunk, frames_per_chunk=cfg.cache.frames_per_chunk,
+                       frames=frame_selection(cfg))
 
 
 def open_cache(cfg: DictConfig, writable: bool = False) -> FlowCache:

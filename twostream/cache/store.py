@@ -5,8 +5,11 @@ Layout (documented in docs/formats.md)::
     <cache>.zarr/                      root attrs: {"format": 2, "fingerprint": {...}}
       videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...,
                                                     "source": {"size": ..., "mtime_ns": ...},
-                                                    "settings": <fingerprint>, "versions": {...}}
-        frames    (T, H, W, 3)    uint8 RGB, resized as the fingerprint says
+                                                    "settings": <fingerprint>, "versions": {...},
+                                                    "num_frames": T, "frame_indices": [...]}
+        frames    (K, H, W, 3)    uint8 RGB, resized as the fingerprint says: the K frames of the
+                                  source video listed in ``frame_indices`` (all T unless the
+                                  fingerprint's ``frames`` says otherwise, :mod:`twostream.cache.frames`)
         flow_fwd  (T-1, 2, H, W)  uint8; field t is the flow from frame t to frame t+1
         flow_bwd  (T-1, 2, H, W)  uint8, only when the fingerprint says ``backward``; field t is
                                   the flow from frame t+1 back to frame t
@@ -46,6 +49,7 @@ import zarr
 from zarr.errors import ContainsGroupError
 
 from twostream.cache.codecs import chunk_codecs
+from twostream.cache.frames import FrameSelection
 from twostream.cache.shards import ShardedArray
 from twostream.errors import MissingDataError, UserError
 from twostream.fingerprint import differences
@@ -90,6 +94,14 @@ def _group_attrs(directory: Path) -> dict[str, Any] | None:
     return meta.get("attributes", {}) if meta.get("node_type") == "group" else None
 
 
+def frames_overrides(frames: Mapping[str, Any] | None) -> str:
+    """The config overrides that ask for a cache's recorded frame selection (None: every frame)."""
+    if not frames:
+        return "cache.frames.keep=all"
+    names = {"test_positions": "test.num_positions"}
+    return " ".join(f"{names.get(key, 'cache.frames.' + key)}={value}" for key, value in frames.items())
+
+
 _LOSSLESS = {"name": "zstd", "level": 3}
 
 
@@ -105,6 +117,7 @@ class CacheLayout:
     frames_codec: Mapping[str, Any] = field(default_factory=lambda: dict(_LOSSLESS))
     flows_per_chunk: int = 1
     frames_per_chunk: int = 1
+    frames: FrameSelection = field(default_factory=FrameSelection)  # which RGB frames are kept
 
 
 class FlowCache:
@@ -125,6 +138,10 @@ class FlowCache:
         self.layout = layout or CacheLayout()
         self._in_memory = in_memory
         self._arrays: dict[tuple[str, str], ShardedArray | np.ndarray] = {}
+        self._frame_indices: dict[str, tuple[int, np.ndarray]] = {}
+        if writable and self.layout.frames.fingerprint() != self.fingerprint.get("frames"):
+            raise ValueError(f"the layout keeps frames {self.layout.frames} but the fingerprint records "
+                             f"{self.fingerprint.get('frames')}: build both from one FrameSelection")
         if not (self.path / "zarr.json").is_file():
             if not writable:
                 raise MissingDataError(f"no flow cache at {self.path}: run the extract stage first "
@@ -136,9 +153,13 @@ class FlowCache:
             self._delete()
             self._create()
         elif changed:
+            frames_hint = "\n"
+            if any(line.startswith("frames") for line in changed):
+                frames_hint = (f"\nIt keeps other RGB frames: to read it, run with "
+                               f"{frames_overrides(dict(stored).get('fingerprint', {}).get('frames'))}; or ")
             raise CacheMismatchError(
                 f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(changed)
-                + "\nUse another cache.path, or cache.rebuild=true to delete it and extract again.")
+                + frames_hint + "use another cache.path, or cache.rebuild=true to delete it and extract again.")
 
     @classmethod
     def open(cls, path: str | Path, *, in_memory: bool = False) -> "FlowCache":
@@ -241,9 +262,24 @@ class FlowCache:
             self._arrays[key] = array.read(0, array.shape[0]) if self._in_memory else array
         return self._arrays[key]
 
+    def _frames_stored(self, video_id: str) -> tuple[int, np.ndarray]:
+        # Kept per video, as the arrays are: a training loop asks for every sample.
+        if video_id not in self._frame_indices:
+            attrs = self.attrs(video_id) or {}
+            indices = attrs.get("frame_indices")  # caches made before it was recorded store every frame
+            indices = (np.arange(self._array(video_id, "frames").shape[0]) if indices is None
+                       else np.asarray(indices, dtype=np.int64))
+            self._frame_indices[video_id] = (int(attrs.get("num_frames") or len(indices)), indices)
+        return self._frame_indices[video_id]
+
     def num_frames(self, video_id: str) -> int:
-        """Number of stored RGB frames of a video."""
-        return int(self._array(video_id, "frames").shape[0])
+        """Number of frames of the source video (the cache may store fewer RGB frames: see
+        :meth:`frame_indices`)."""
+        return self._frames_stored(video_id)[0]
+
+    def frame_indices(self, video_id: str) -> np.ndarray:
+        """The sorted indices (in the source video) of the RGB frames stored for a video."""
+        return self._frames_stored(video_id)[1]
 
     def num_flows(self, video_id: str) -> int:
         """Number of stored flow fields of a video in each direction (frames - 1)."""
@@ -258,8 +294,18 @@ class FlowCache:
         return array[start:stop] if isinstance(array, np.ndarray) else array.read(start, stop)
 
     def read_frames(self, video_id: str, start: int, length: int = 1) -> np.ndarray:
-        """uint8 RGB frames [start, start+length) as (length, H, W, 3)."""
-        return self._read(video_id, "frames", start, length, "frames")
+        """uint8 RGB frames [start, start+length) of the source video as (length, H, W, 3); each
+        must be stored (:meth:`frame_indices`)."""
+        indices = self.frame_indices(video_id)
+        wanted = np.arange(start, start + length)
+        slots = np.searchsorted(indices, wanted)
+        stored = (slots < len(indices)) & (indices[np.minimum(slots, len(indices) - 1)] == wanted)
+        if not stored.all():
+            missing = int(wanted[~stored][0])
+            raise IndexError(f"frame {missing} of {video_id!r} is not stored in {self.path}, which keeps "
+                             f"{len(indices)} of its {self.num_frames(video_id)} frames (cache.frames "
+                             f"{self.fingerprint.get('frames') or 'all'})")
+        return self._read(video_id, "frames", int(slots[0]) if length else 0, length, "frames")
 
     def read_flow(self, video_id: str, start: int, length: int, direction: str = "fwd", *,
                   quantized: bool = False) -> np.ndarray:
@@ -293,6 +339,7 @@ class FlowCache:
                 with contextlib.suppress(ContainsGroupError):  # another shard made it meanwhile
                     zarr.open_group(parent, mode="a")
         self._arrays = {k: v for k, v in self._arrays.items() if k[0] != video_id}
+        self._frame_indices.pop(video_id, None)
         if target.exists():  # an old record (failed, or from a changed source): move it aside first
             old = staging.with_name(f"{prefix}{uuid.uuid4().hex}.old")
             os.rename(target, old)
@@ -325,7 +372,8 @@ class FlowCache:
 
     def write_video(self, video_id: str, frames: np.ndarray, flow_fwd: np.ndarray,
                     flow_bwd: np.ndarray | None = None, *, source: Mapping[str, Any]) -> None:
-        """Store one video's uint8 frames (T, H, W, 3) and its flow (T-1, 2, H, W) atomically, as complete.
+        """Store one video (its uint8 frames (T, H, W, 3), of which the layout's ``frames`` selection
+        is kept, and its flow (T-1, 2, H, W)) atomically, as complete.
 
         Flow is float pixels, quantised here with the cache's bound, or uint8 values that are
         already quantised with it (:func:`twostream.flow.quantize`). ``flow_bwd`` (field t: from
@@ -341,11 +389,13 @@ class FlowCache:
         if flow_fwd.shape[0] != frames.shape[0] - 1 or (flow_bwd is not None and flow_bwd.shape != flow_fwd.shape):
             raise ValueError(f"expected T-1 = {frames.shape[0] - 1} flow fields per direction, got "
                              f"{flow_fwd.shape[0]}" + ("" if flow_bwd is None else f" and {flow_bwd.shape[0]}"))
-        arrays = {"frames": (frames, self.layout.frames_codec, self.layout.frames_per_chunk),
+        kept = self.layout.frames.indices(len(frames))
+        arrays = {"frames": (frames[kept], self.layout.frames_codec, self.layout.frames_per_chunk),
                   "flow_fwd": (flow_fwd, self.layout.flow_codec, self.layout.flows_per_chunk)}
         if flow_bwd is not None:
             arrays["flow_bwd"] = (flow_bwd, self.layout.flow_codec, self.layout.flows_per_chunk)
-        self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source), "num_frames": len(frames)})
+        self._write(video_id, arrays, {"status": COMPLETE, "source": dict(source), "num_frames": len(frames),
+                                       "frame_indices": kept})
 
     def _as_stored(self, flow: np.ndarray) -> np.ndarray:
         """Flow as the cache stores it: uint8 is taken as quantised already, pixels are quantised."""

@@ -1,9 +1,10 @@
 """Stream inputs read from the cache, and the training dataset built on them.
 
-An *input source* knows how many positions a video offers (frames for the spatial stream,
+An *input source* knows which positions of a video it can load (frames for the spatial stream,
 flow stacks for the temporal one) and loads the float32 (C, H, W) input at a position.
 Training samples one random position per video per draw, as in the paper; testing
-(:mod:`twostream.train.evaluate`) takes evenly spaced positions.
+(:mod:`twostream.train.evaluate`) takes evenly spaced positions. A position is a frame index
+of the source video (the window's first frame for a stack), whatever the cache keeps.
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from twostream.cache.frames import evenly_spaced
 from twostream.cache.store import FlowCache
 from twostream.data.splits import Video
 from twostream.inputs.stacking import stack_flow
@@ -28,7 +30,19 @@ class FrameSource:
         self.cache = cache
 
     def num_positions(self, video_id: str) -> int:
+        """The source video's frames (stored or not)."""
         return self.cache.num_frames(video_id)
+
+    def train_positions(self, video_id: str) -> np.ndarray:
+        """The frames training draws from: those the cache stores (``cache.frames``)."""
+        return self.cache.frame_indices(video_id)
+
+    def test_positions(self, video_id: str, count: int) -> list[int]:
+        """``count`` frames evenly spaced over the source video. A cache made with ``cache.frames``
+        keeps the test protocol's; any other (validation's few) moves to the nearest stored frame."""
+        stored = self.cache.frame_indices(video_id)
+        wanted = np.asarray(evenly_spaced(count, self.num_positions(video_id)))
+        return stored[np.abs(stored[None, :] - wanted[:, None]).argmin(axis=1)].tolist()
 
     def load(self, video_id: str, position: int) -> np.ndarray:
         return normalize_rgb(self.cache.read_frames(video_id, position)[0])
@@ -51,6 +65,14 @@ class FlowStackSource:
             raise ValueError(f"video {video_id!r} has {self.cache.num_flows(video_id)} flow fields, "
                              f"fewer than L={self.L}")
         return positions
+
+    def train_positions(self, video_id: str) -> range:
+        """Every stack's first frame (flow is stored for every frame)."""
+        return range(self.num_positions(video_id))
+
+    def test_positions(self, video_id: str, count: int) -> list[int]:
+        """``count`` stacks evenly spaced over the video."""
+        return evenly_spaced(count, self.num_positions(video_id))
 
     def load(self, video_id: str, position: int) -> np.ndarray:
         """The stack of the window of frames ``position`` .. ``position + L``."""
@@ -87,7 +109,8 @@ class RandomPositions(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         k = index % len(self.videos)
         video = self.videos[k]
-        position = int(torch.randint(0, self.source.num_positions(video.id), (1,)))
+        positions = self.source.train_positions(video.id)
+        position = int(positions[int(torch.randint(0, len(positions), (1,)))])
         x = random_crop_flip(self.source.load(video.id, position), self.crop_size, self.source.is_flow,
                              self.scales)
         return torch.from_numpy(x), video.label, self.tasks[k]

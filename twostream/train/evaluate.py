@@ -17,13 +17,6 @@ from twostream.inputs.transforms import protocol_crops
 from twostream.scores import Scores
 
 
-def evenly_spaced(count: int, available: int) -> list[int]:
-    """``count`` positions spread evenly over ``available`` (all of them if there are fewer)."""
-    if available <= count:
-        return list(range(available))
-    return np.linspace(0, available - 1, count).round().astype(int).tolist()
-
-
 @torch.no_grad()
 def score_videos(model: nn.Module, source: InputSource, videos: list[Video], classes: list[str], *,
                  num_positions: int, crops: int, crop_size: int, batch_size: int, device: torch.device,
@@ -35,7 +28,7 @@ def score_videos(model: nn.Module, source: InputSource, videos: list[Video], cla
     rows = []
     for video in tqdm(videos, desc="test", unit="video", leave=False,
                       disable=None if progress else True):  # None: off when stderr is a log file
-        positions = evenly_spaced(num_positions, source.num_positions(video.id))
+        positions = source.test_positions(video.id, num_positions)
         batch = np.concatenate([protocol_crops(source.load(video.id, p), crop_size, crops, source.is_flow)
                                 for p in positions])
         # 25 positions x 10 crops of a 2L-channel stack is large at 224 px: forward in slices.
