@@ -88,6 +88,9 @@ class LabelSource:
     def num_positions(self, video_id: str) -> int:
         return 3
 
+    def train_positions(self, video_id: str) -> range:
+        return range(self.num_positions(video_id))
+
     def load(self, video_id: str, position: int) -> np.ndarray:
         task, label = self.task_of[video_id]
         return np.stack([np.full((SIZE, SIZE), task, np.float32), np.full((SIZE, SIZE), label, np.float32)])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from omegaconf import OmegaConf
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, top_k_accuracy_score
 from test_fusion import _write_scores, noisy_scores
@@ -63,8 +64,9 @@ def fused(tmp_path_factory):
     cfg = OmegaConf.create({"name": "report", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
                             "paths": {"output_dir": str(out)}, "streams": {"spatial": {}, "temporal": {}},
                             "train": {"keep": "last"},
-                            "fusion": {"svm": {"fit_on": "val", "C_grid": [0.1, 1, 10], "cv_folds": 3,
-                                               "max_iter": 10000}}})
+                            # the fuse stage's own defaults (conf/fusion), with a shorter C grid
+                            "fusion": OmegaConf.merge(OmegaConf.load(REPO / "conf/fusion/default.yaml"),
+                                                      {"svm": {"C_grid": [0.1, 1, 10]}})})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="report", config={}) as tracker:
         results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), tracker)
