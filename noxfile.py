@@ -66,6 +66,13 @@ def bench_flow(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def bench_tvl1_sizes(session: nox.Session) -> None:
+    """tvl1 on clips of 10 frame sizes: compile seconds and share, per-size EPE, static vs dynamic shapes."""
+    session.install("-e", ".")
+    session.run("python", "experiments/tvl1_sizes/benchmark.py", *session.posargs)
+
+
+@nox.session(python="3.11")
 def gpu(session: nox.Session) -> None:
     """The prepared GPU check: tvl1, extraction, training speed, bf16 (experiments/gpu; options after --)."""
     session.install("-e", ".")

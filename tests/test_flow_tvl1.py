@@ -151,6 +151,34 @@ def test_compiled_kernels_match_eager_torch(textured_image):
     assert np.abs(compiled - eager).max() < 1e-3
 
 
+def _compiles_so_far() -> int:
+    from torch._dynamo.utils import compilation_time_metrics
+
+    return len(compilation_time_metrics.get("_compile.compile_inner", []))
+
+
+@pytest.mark.slow  # one compile of the kernels: ~1 min on the loaded 2-core machine
+def test_one_compile_serves_real_clips_of_several_frame_sizes(shared_data):
+    """Dynamic shapes (the default): after the first size, new frame sizes (landscape, portrait, wide)
+    and their pyramid levels compile nothing, and each size's flow is eager torch's."""
+    clip = shared_data / "clips" / "mmaction2_demo.mp4"
+    if not clip.is_file():
+        pytest.skip(f"real clip {clip} is not present in the shared data folder")
+    frames = read_frames(clip)[10:12]
+    params = dict(FAST, scales=2, warps=2, iterations=30)
+    compiled = get_estimator("tvl1", **dict(params, compile=True))
+    eager = get_estimator("tvl1", **params)
+    compiles_after_first = None
+    for size in [(64, 48), (48, 64), (88, 40)]:
+        pair = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        flow = compiled(pair[:1], pair[1:])
+        assert flow.shape == (1, 2, size[1], size[0])
+        assert np.abs(flow - eager(pair[:1], pair[1:])).max() < 1e-3, size
+        if compiles_after_first is None:
+            compiles_after_first = _compiles_so_far()
+    assert _compiles_so_far() == compiles_after_first
+
+
 def test_falls_back_to_eager_when_compilation_fails(textured_image, monkeypatch, caplog):
     def broken_compile(fn, **options):
         def run(*args):

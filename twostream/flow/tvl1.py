@@ -33,7 +33,11 @@ Speed: the primal-dual step and the warp are compiled with :func:`torch.compile`
 kernels (several times faster than eager torch on a CPU); if compilation is unavailable (no C
 compiler, an unsupported platform) the same functions run eagerly after one warning. On the CPU a
 batch is solved ``cpu_chunk`` pairs at a time so that one step's working set stays in the caches.
-Each new frame size compiles once per process (seconds; torch also caches the kernels on disk).
+The kernels are compiled once for symbolic batch size, height and width (``dynamic_shapes``), so one
+compile serves every pyramid level of every frame size: a folder of clips of many aspect ratios
+compiles once per process, not once per size and level (experiments/tvl1_sizes measures both ways;
+``dynamic_shapes=False`` is the old per-size way). torch also caches compiled kernels on disk
+(``TORCHINDUCTOR_CACHE_DIR``), which shortens a later process's compile.
 On CUDA the median is compiled too (one kernel instead of hundreds of element-wise steps), and
 :meth:`TVL1.auto_batch_size` sizes batches to the free GPU memory (``flow.batch_size: auto``). On
 a CPU shared with other busy processes, OpenMP's spin-waiting can make torch many times slower;
@@ -61,7 +65,7 @@ log = logging.getLogger(__name__)
 
 MIN_LEVEL_SIDE = 16      # the pyramid stops before a level whose shorter side would be smaller
 KEYS_A = -0.75           # Keys' cubic convolution parameter (the one OpenCV and torch use for bicubic)
-RECOMPILE_LIMIT = 128    # compiled variants per function: a (pyramid level, frame size) each; 8 levels x 16 sizes
+RECOMPILE_LIMIT = 128    # compiled variants per function with dynamic_shapes=False: one per (level, size); 8 x 16
 _TINY = 1e-12            # guards the division by |grad I1w|^2 where the image is flat
 PROBE_PAIRS = 2          # blank pairs solved to measure one pair's CUDA memory (2: a batch of 1 is solved as 2)
 
@@ -95,6 +99,18 @@ def _mark_batch_dynamic(*tensors: torch.Tensor) -> None:
     """Let one compiled kernel serve every batch size (a batch of 1 would still get kernels of its own)."""
     for t in tensors:
         torch._dynamo.mark_dynamic(t, 0)
+
+
+def _mark_batch_and_size_dynamic(*tensors: torch.Tensor) -> None:
+    """Let one compiled kernel serve every batch size and every (H, W): each pyramid level of each frame size.
+
+    Every tensor of 3 or more dimensions handed to the kernels ends in (H, W).
+    """
+    for t in tensors:
+        torch._dynamo.mark_dynamic(t, 0)
+        if t.dim() >= 3:
+            torch._dynamo.mark_dynamic(t, t.dim() - 2)
+            torch._dynamo.mark_dynamic(t, t.dim() - 1)
 
 
 def _leave_batch_static(*tensors: torch.Tensor) -> None:
@@ -193,14 +209,17 @@ def median_filter_torch(u: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------- the solver's two kernels
 
 
-def linearise(i1: torch.Tensor, i1x: torch.Tensor, i1y: torch.Tensor, i0: torch.Tensor, u: torch.Tensor,
-              xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def linearise(i1: torch.Tensor, i1x: torch.Tensor, i1y: torch.Tensor, i0: torch.Tensor, u: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp I1 and its derivatives by ``u``; return (grad I1w (B, 2, H, W), rho_c (B, H, W)).
 
     Pixels whose displaced position falls outside the image get no data term (zero gradient and
-    ``rho_c``), so only the smoothness term shapes their flow.
+    ``rho_c``), so only the smoothness term shapes their flow. The pixel grid is made here, from the
+    image's size, so that a kernel compiled for symbolic sizes takes no tensor tied to one size.
     """
     h, w = i0.shape[-2:]
+    xs = torch.arange(w, dtype=torch.float32, device=i0.device).view(1, 1, w)
+    ys = torch.arange(h, dtype=torch.float32, device=i0.device).view(1, h, 1)
     x, y = xs + u[:, 0], ys + u[:, 1]
     i1w, gx, gy = bicubic_sample([i1, i1x, i1y], x, y)
     inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
@@ -251,8 +270,8 @@ class TVL1:
 
     def __init__(self, *, tau: float, lambda_: float, theta: float, scales: int, scale_step: float, warps: int,
                  iterations: int, epsilon: float, median_filter: int, device: str = "auto",
-                 compile: bool = True, cpu_chunk: int = 2, cuda_check_every: int = 1,
-                 memory_fraction: float = 0.5) -> None:
+                 compile: bool = True, dynamic_shapes: bool = True, cpu_chunk: int = 2,
+                 cuda_check_every: int = 1, memory_fraction: float = 0.5) -> None:
         checks = {"tau": tau > 0, "lambda_": lambda_ > 0, "theta": theta > 0, "scales": scales >= 1,
                   "scale_step": 0 < scale_step < 1, "warps": warps >= 1, "iterations": iterations >= 1,
                   "epsilon": epsilon >= 0, "median_filter": median_filter <= 1 or median_filter % 2 == 1,
@@ -275,7 +294,8 @@ class TVL1:
         self._step = _maybe_compiled(primal_dual_step, compile)
         self._median_torch = _maybe_compiled(median_filter_torch, compile)
         self._batch_sizes: dict[tuple[int, int], int] = {}
-        self._shape_hints = _mark_batch_dynamic if compile else _leave_batch_static
+        self._shape_hints = (_leave_batch_static if not compile
+                             else _mark_batch_and_size_dynamic if dynamic_shapes else _mark_batch_dynamic)
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         if prev.shape != nxt.shape:
@@ -323,7 +343,7 @@ class TVL1:
 
     def solve(self, i0: torch.Tensor, i1: torch.Tensor) -> torch.Tensor:
         """Flow (B, 2, H, W) from grey float images ``i0`` to ``i1`` (B, H, W), coarse to fine."""
-        if len(i0) == 1 and self._shape_hints is _mark_batch_dynamic:
+        if len(i0) == 1 and self._shape_hints is not _leave_batch_static:
             # a batch of one would compile kernels of its own: solve it as a pair of twins
             return self.solve(i0.expand(2, -1, -1), i1.expand(2, -1, -1))[:1]
         pair = torch.stack([i0, i1], 1)
@@ -343,13 +363,11 @@ class TVL1:
         """``warps`` linearisations of the data term, each followed by primal-dual steps until converged."""
         h, w = i0.shape[-2:]
         i1x, i1y = image_gradient(i1)
-        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=i0.device),
-                                torch.arange(w, dtype=torch.float32, device=i0.device), indexing="ij")
         p = torch.zeros((len(u), 2, 2, h, w), device=u.device)
         stop = self.epsilon ** 2
         for _ in range(self.warps):
             self._shape_hints(i1, i1x, i1y, i0, u)
-            grad, rho_c = self._linearise(i1, i1x, i1y, i0, u, xs, ys)
+            grad, rho_c = self._linearise(i1, i1x, i1y, i0, u)
             active = torch.ones(len(u), dtype=torch.bool, device=u.device)
             for step in range(1, self.iterations + 1):
                 self._shape_hints(u, p, grad, rho_c, active)
