@@ -69,9 +69,9 @@ def main() -> None:
 
         predict_main(sys.argv[2:])
         return
-    sys.argv[1:] = with_defaults(sys.argv[1:])
-    if sys.argv[1:] == list(NO_ARGUMENTS):
+    if not sys.argv[1:]:  # said only when the user gave none, not when they typed the default
         print(f"twostream: no arguments: running {' '.join(NO_ARGUMENTS)} (see --help)", file=sys.stderr)
+    sys.argv[1:] = with_defaults(sys.argv[1:])
     task()
 
 
