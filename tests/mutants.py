@@ -80,8 +80,17 @@ MUTANTS = [
            ("tests/test_models.py::test_multitask_loss_uses_each_head_only_on_its_own_samples",)),
     # fusion
     Mutant("the SVM's C is the grid's first value, not the cross-validated best", "twostream/fusion/__init__.py",
-           'float(search.best_params_["C"])', "float(C_grid[0])",
+           "return int(np.argmax(accuracies)), tried", "return 0, tried",
            ("tests/test_fusion.py::test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy",)),
+    Mutant("the ascending C search walks the grid from its largest C down", "twostream/fusion/__init__.py",
+           "sorted(float(c) for c in C_grid)", "sorted((float(c) for c in C_grid), reverse=True)",
+           ("tests/test_fusion.py::test_where_accuracy_is_unimodal_in_C_the_ascending_search_chooses_the_full_grids_model",)),
+    Mutant("the ascending C search goes on past a tie", "twostream/fusion/__init__.py",
+           "accuracy > max(accuracies)", "accuracy >= max(accuracies)",
+           ("tests/test_fusion.py::test_the_ascending_search_stops_at_the_first_C_that_does_not_improve",)),
+    Mutant("the fuse stage ignores fusion.svm.C_search", "twostream/fusion/stage.py",
+           "C_search=svm_cfg.C_search", 'C_search="ascending"',
+           ("tests/test_fusion.py::test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_report",)),
     Mutant("average fusion takes the first stream's scores", "twostream/fusion/__init__.py",
            "np.mean(np.stack(stream_scores), axis=0)", "np.asarray(stream_scores[0])", ("tests/test_fusion.py",)),
     # the validation split and what is chosen on it (issue 12)

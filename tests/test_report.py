@@ -64,7 +64,7 @@ def fused(tmp_path_factory):
                             "paths": {"output_dir": str(out)}, "streams": {"spatial": {}, "temporal": {}},
                             "train": {"keep": "last"},
                             "fusion": {"svm": {"fit_on": "val", "C_grid": [0.1, 1, 10], "cv_folds": 3,
-                                               "max_iter": 10000}}})
+                                               "max_iter": 10000, "tol": 0.1, "C_search": "full"}}})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="report", config={}) as tracker:
         results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), tracker)
