@@ -90,10 +90,7 @@ def test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy():
 
 
 def test_where_accuracy_is_unimodal_in_C_the_ascending_search_chooses_the_full_grids_model():
-    rng = np.random.default_rng(10)
-    labels, spatial, temporal = complementary_scores(rng, n_per_class=8)
-    spatial, temporal = (softmax(np.log(s) + rng.normal(0, 2.0, s.shape)).astype(np.float32)
-                         for s in (spatial, temporal))
+    labels, (spatial, temporal) = noisy_scores(np.random.default_rng(10), 8)
     grid = [0.01, 0.1, 1, 10, 100]
     full = fit_svm_fusion([spatial, temporal], labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
                           C_search="full")
