@@ -248,8 +248,9 @@ def test_with_held_out_scores_C_is_the_grid_value_most_accurate_on_them():
     assert fused.C != fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH).C  # CV differs
 
 
-def _fuse(tmp_path, subsets: dict, fit_on: str) -> dict:
-    """run_fuse on score files written from ``subsets`` (subset -> (labels, [spatial, temporal]))."""
+def _fuse(tmp_path, subsets: dict, fit_on: str, search: str = SEARCH) -> dict:
+    """run_fuse on score files written from ``subsets`` (subset -> (labels, [spatial, temporal])), with
+    ``fusion.svm.C_search=search``."""
     classes = [f"class{k:02d}" for k in range(12)]
     out = tmp_path / f"out_{fit_on}_{len(list(tmp_path.iterdir()))}"
     for subset, (labels, per_stream) in subsets.items():
@@ -258,11 +259,24 @@ def _fuse(tmp_path, subsets: dict, fit_on: str) -> dict:
     cfg = OmegaConf.create({"name": "val", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
                             "paths": {"output_dir": str(out)}, "streams": {"spatial": {}, "temporal": {}},
                             "fusion": {"svm": {"fit_on": fit_on, "C_grid": [0.01, 0.1, 1, 10, 100], "cv_folds": 3,
-                                               "max_iter": 10000, "tol": TOL, "C_search": SEARCH}}})
+                                               "max_iter": 10000, "tol": TOL, "C_search": search}}})
     val = [None] * len(subsets.get("val", ((), ()))[0])  # only its being non-empty matters to the stage
     tracking = {"mode": "disabled", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="val", config={}) as tracker:
         return run_fuse(cfg, SplitLists(classes, [], [], val), tracker)
+
+
+def test_the_fuse_stage_records_the_Cs_its_ascending_search_fitted(tmp_path):
+    rng = np.random.default_rng(7)
+    subsets = {"train": noisy_scores(rng, 8), "val": noisy_scores(rng, 6), "test": noisy_scores(rng, 6)}
+    (labels, train), (val_labels, val) = subsets["train"], subsets["val"]
+    grid = [0.01, 0.1, 1, 10, 100]
+    expected = fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+                              C_search="ascending", held_out=(val, val_labels))
+    assert len(expected.C_tried) < len(grid)  # this data set's search stops before the grid's end
+    selection = _fuse(tmp_path, subsets, "train", search="ascending")["svm_selection"]
+    assert selection["C_tried"] == expected.C_tried and selection["C_accuracies"] == pytest.approx(expected.C_accuracies)
+    assert selection["how"].startswith(f"best of the {len(expected.C_tried)} smallest of {len(grid)} values of C")
 
 
 @pytest.mark.parametrize("fit_on", ["train", "val"])
