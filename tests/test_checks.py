@@ -80,6 +80,7 @@ def problems(*overrides: str) -> str:
     (["fusion.svm.C_grid=[]"], "fusion.svm.C_grid=[]: a non-empty list of numbers > 0"),
     (["fusion.svm.cv_folds=1"], "fusion.svm.cv_folds=1: an integer >= 2"),
     (["fusion.svm.fit_on=test"], "fusion.svm.fit_on='test': one of 'auto', 'train', 'val'"),
+    (["fusion.svm.C_search=descending"], "fusion.svm.C_search='descending': one of 'ascending', 'full'"),
     (["fusion.svm.tol=0"], "fusion.svm.tol=0: a number > 0"),
     (["dataset.validation.fraction=1"], "dataset.validation.fraction=1: a number between 0 and 1 (exclusive)"),
     (["dataset.validation.seed=-3"], "dataset.validation.seed=-3: an integer >= 0"),

@@ -18,7 +18,8 @@ from twostream.fusion.stage import run_fuse
 from twostream.scores import Scores, scores_path
 from twostream.tracking import start_run
 
-TOL = OmegaConf.load(Path(__file__).parents[1] / "conf" / "fusion" / "default.yaml").svm.tol  # the default's
+DEFAULTS = OmegaConf.load(Path(__file__).parents[1] / "conf" / "fusion" / "default.yaml").svm
+TOL, SEARCH = DEFAULTS.tol, DEFAULTS.C_search  # the defaults'
 
 
 def softmax(z):
@@ -48,7 +49,7 @@ def test_average_is_numpy_mean():
 def test_svm_fusion_equals_independent_sklearn_fit():
     rng = np.random.default_rng(1)
     labels, spatial, temporal = complementary_scores(rng)
-    fused = fit_svm_fusion([spatial, temporal], labels, C_grid=[1.0], cv_folds=3, max_iter=10000, seed=0, tol=TOL)
+    fused = fit_svm_fusion([spatial, temporal], labels, C_grid=[1.0], cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH)
     features = np.hstack([normalize(spatial), normalize(temporal)])  # L2 per row, per stream
     np.testing.assert_allclose(svm_features([spatial, temporal]), features, rtol=1e-6)
     reference = LinearSVC(multi_class="crammer_singer", C=1.0, tol=TOL, max_iter=10000, random_state=0).fit(features, labels)
@@ -62,7 +63,7 @@ def test_fusion_of_complementary_streams_beats_each_stream():
     test_labels, test_s, test_t = complementary_scores(rng)
     accuracy = {name: float((s.argmax(1) == test_labels).mean()) for name, s in
                 [("spatial", test_s), ("temporal", test_t), ("average", average_fusion([test_s, test_t]))]}
-    svm = fit_svm_fusion([train_s, train_t], train_labels, C_grid=[0.1, 1, 10], cv_folds=3, max_iter=10000, seed=0, tol=TOL)
+    svm = fit_svm_fusion([train_s, train_t], train_labels, C_grid=[0.1, 1, 10], cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH)
     accuracy["svm"] = float((svm.decision([test_s, test_t]).argmax(1) == test_labels).mean())
     # Each stream alone can only narrow the class down to 4 (spatial) or 3 (temporal) candidates.
     assert accuracy["spatial"] < 0.5 and accuracy["temporal"] < 0.5, accuracy
@@ -80,10 +81,47 @@ def test_svm_C_is_the_grid_value_with_the_best_cross_validated_accuracy():
     folds = StratifiedKFold(3, shuffle=True, random_state=0)
     cv_accuracy = [cross_val_score(LinearSVC(multi_class="crammer_singer", C=C, tol=TOL, max_iter=10000, random_state=0),
                                    features, labels, cv=folds).mean() for C in grid]
-    best = grid[int(np.argmax(cv_accuracy))]  # the first of equals, as GridSearchCV ranks them
-    assert best not in (grid[0], grid[-1]), cv_accuracy  # this data set's best C is inside the grid
-    chosen = fit_svm_fusion([spatial, temporal], labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL).C
-    assert chosen == best, f"C={chosen} chosen; CV accuracy per C: {dict(zip(grid, cv_accuracy, strict=True))}"
+    best = int(np.argmax(cv_accuracy))  # the first of equals, as GridSearchCV ranks them
+    assert 0 < best < len(grid) - 1, cv_accuracy  # this data set's best C is inside the grid
+    full = fit_svm_fusion([spatial, temporal], labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+                          C_search="full")
+    assert grid[best] == full.C, f"C={full.C} chosen; CV accuracy per C: {dict(zip(grid, cv_accuracy, strict=True))}"
+    assert full.C_tried == grid and full.C_accuracies == pytest.approx(cv_accuracy)
+
+
+def test_where_accuracy_is_unimodal_in_C_the_ascending_search_chooses_the_full_grids_model():
+    labels, (spatial, temporal) = noisy_scores(np.random.default_rng(10), 8)
+    grid = [0.01, 0.1, 1, 10, 100]
+    full = fit_svm_fusion([spatial, temporal], labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+                          C_search="full")
+    cv_accuracy, best = full.C_accuracies, grid.index(full.C)
+    # this data set's CV accuracy rises to its peak inside the grid and falls past it (unimodal)
+    assert 0 < best < len(grid) - 1, cv_accuracy
+    assert all(a < b for a, b in zip(cv_accuracy[:best], cv_accuracy[1:best + 1], strict=True)), cv_accuracy
+    assert all(a >= b for a, b in zip(cv_accuracy[best:], cv_accuracy[best + 1:], strict=False)), cv_accuracy
+    assert cv_accuracy[best + 1] < cv_accuracy[best], cv_accuracy
+    ascending = fit_svm_fusion([spatial, temporal], labels, C_grid=grid[::-1], cv_folds=3, max_iter=10000, seed=0,
+                               tol=TOL, C_search="ascending")  # the grid's order does not matter
+    # the same C and model, having fitted only the Cs up to the first one past the peak
+    assert ascending.C == full.C and ascending.C_tried == grid[:best + 2]
+    assert ascending.C_accuracies == pytest.approx(cv_accuracy[:best + 2])
+    assert ascending.selection_accuracy == pytest.approx(cv_accuracy[best])
+    np.testing.assert_array_equal(ascending.decision([spatial, temporal]), full.decision([spatial, temporal]))
+
+
+def test_the_ascending_search_stops_at_the_first_C_that_does_not_improve():
+    """A plateau is where the two searches part: the ascending one keeps the smaller C of a tie and
+    stops, the full grid goes on to a larger C that is better again (not unimodal)."""
+    rng = np.random.default_rng(0)
+    labels = np.resize(np.arange(5), 150)
+    scores = [np.abs(rng.normal(size=(150, 5))) + 0.5 * np.eye(5)[labels] for _ in range(2)]
+    grid = [0.01, 0.1, 1, 10, 100]
+    full, ascending = (fit_svm_fusion(scores, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+                                      C_search=search) for search in ("full", "ascending"))
+    stop = next(k for k in range(1, len(grid)) if full.C_accuracies[k] <= max(full.C_accuracies[:k]))
+    assert stop < len(grid) - 1 and max(full.C_accuracies[stop:]) > max(full.C_accuracies[:stop]), full.C_accuracies
+    assert ascending.C_tried == grid[:stop + 1] and ascending.C_accuracies == full.C_accuracies[:stop + 1]
+    assert ascending.C == grid[int(np.argmax(full.C_accuracies[:stop + 1]))] != full.C
 
 
 def test_per_class_accuracy_matches_confusion_matrix():
@@ -100,7 +138,7 @@ def test_per_class_accuracy_matches_confusion_matrix():
 def test_saved_svm_reloads_to_the_same_decisions(tmp_path):
     rng = np.random.default_rng(4)
     labels, spatial, temporal = complementary_scores(rng)
-    fused = fit_svm_fusion([spatial, temporal], labels, C_grid=[0.1, 1], cv_folds=3, max_iter=10000, seed=0, tol=TOL)
+    fused = fit_svm_fusion([spatial, temporal], labels, C_grid=[0.1, 1], cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH)
     fused.save(tmp_path / "fusion" / "svm.pkl", ["spatial", "temporal"])
     loaded, streams = SvmFusion.load(tmp_path / "fusion" / "svm.pkl")
     assert streams == ["spatial", "temporal"] and loaded.C == fused.C
@@ -128,7 +166,7 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
     cfg = OmegaConf.create({"name": "three", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
                             "paths": {"output_dir": str(out)}, "streams": {s: {} for s in streams["test"][1]},
                             "fusion": {"svm": {"fit_on": "train", "C_grid": [0.1, 1, 10], "cv_folds": 3,
-                                               "max_iter": 10000, "tol": TOL}}})
+                                               "max_iter": 10000, "tol": TOL, "C_search": SEARCH}}})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="three", config={}) as tracker:
         results = run_fuse(cfg, SplitLists(classes, [], []), tracker)
@@ -181,7 +219,7 @@ def test_fits_that_stop_before_converging_are_reported_once_not_per_fit(caplog):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with caplog.at_level("WARNING", logger="twostream.fusion"):
-            fit_svm_fusion(scores, labels, C_grid=[10, 100], cv_folds=3, max_iter=2, seed=0, tol=TOL)
+            fit_svm_fusion(scores, labels, C_grid=[10, 100], cv_folds=3, max_iter=2, seed=0, tol=TOL, C_search=SEARCH)
     assert not [w for w in caught if "converge" in str(w.message)]
     [record] = [r for r in caplog.records if "did not converge" in r.message]
     assert "fusion.svm.max_iter=2" in record.message and "in 7 of its fits" in record.message  # 2 C x 3 folds + the refit
@@ -202,15 +240,17 @@ def test_with_held_out_scores_C_is_the_grid_value_most_accurate_on_them():
     held_out_accuracy = [float((LinearSVC(multi_class="crammer_singer", C=C, tol=TOL, max_iter=10000, random_state=0)
                                 .fit(features, labels).predict(val_features) == val_labels).mean()) for C in grid]
     best = int(np.argmax(held_out_accuracy))
-    fused = fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, held_out=(val, val_labels))
+    fused = fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search="full",
+                           held_out=(val, val_labels))
     chosen = fused.C
     assert chosen == grid[best], dict(zip(grid, held_out_accuracy, strict=True))
     assert fused.selection_accuracy == pytest.approx(held_out_accuracy[best])
-    assert fused.C != fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL).C  # CV differs
+    assert fused.C != fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH).C  # CV differs
 
 
-def _fuse(tmp_path, subsets: dict, fit_on: str) -> dict:
-    """run_fuse on score files written from ``subsets`` (subset -> (labels, [spatial, temporal]))."""
+def _fuse(tmp_path, subsets: dict, fit_on: str, search: str = SEARCH) -> dict:
+    """run_fuse on score files written from ``subsets`` (subset -> (labels, [spatial, temporal])), with
+    ``fusion.svm.C_search=search``."""
     classes = [f"class{k:02d}" for k in range(12)]
     out = tmp_path / f"out_{fit_on}_{len(list(tmp_path.iterdir()))}"
     for subset, (labels, per_stream) in subsets.items():
@@ -219,11 +259,24 @@ def _fuse(tmp_path, subsets: dict, fit_on: str) -> dict:
     cfg = OmegaConf.create({"name": "val", "seed": 0, "dataset": {"name": "synthetic", "split": 1},
                             "paths": {"output_dir": str(out)}, "streams": {"spatial": {}, "temporal": {}},
                             "fusion": {"svm": {"fit_on": fit_on, "C_grid": [0.01, 0.1, 1, 10, 100], "cv_folds": 3,
-                                               "max_iter": 10000, "tol": TOL}}})
+                                               "max_iter": 10000, "tol": TOL, "C_search": search}}})
     val = [None] * len(subsets.get("val", ((), ()))[0])  # only its being non-empty matters to the stage
     tracking = {"mode": "disabled", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="val", config={}) as tracker:
         return run_fuse(cfg, SplitLists(classes, [], [], val), tracker)
+
+
+def test_the_fuse_stage_records_the_Cs_its_ascending_search_fitted(tmp_path):
+    rng = np.random.default_rng(7)
+    subsets = {"train": noisy_scores(rng, 8), "val": noisy_scores(rng, 6), "test": noisy_scores(rng, 6)}
+    (labels, train), (val_labels, val) = subsets["train"], subsets["val"]
+    grid = [0.01, 0.1, 1, 10, 100]
+    expected = fit_svm_fusion(train, labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+                              C_search="ascending", held_out=(val, val_labels))
+    assert len(expected.C_tried) < len(grid)  # this data set's search stops before the grid's end
+    selection = _fuse(tmp_path, subsets, "train", search="ascending")["svm_selection"]
+    assert selection["C_tried"] == expected.C_tried and selection["C_accuracies"] == pytest.approx(expected.C_accuracies)
+    assert selection["how"].startswith(f"best of the {len(expected.C_tried)} smallest of {len(grid)} values of C")
 
 
 @pytest.mark.parametrize("fit_on", ["train", "val"])
@@ -234,11 +287,13 @@ def test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_repo
     (fit_labels, fitted), (val_labels, val) = subsets[fit_on], subsets["val"]
     if fit_on == "train":
         expected = fit_svm_fusion(fitted, fit_labels, C_grid=[0.01, 0.1, 1, 10, 100], cv_folds=3, max_iter=10000,
-                                  seed=0, tol=TOL, held_out=(val, val_labels))
+                                  seed=0, tol=TOL, C_search=SEARCH, held_out=(val, val_labels))
     else:  # cross-validated among the validation videos, fitted on all of them
         expected = fit_svm_fusion(val, val_labels, C_grid=[0.01, 0.1, 1, 10, 100], cv_folds=3, max_iter=10000,
-                                  seed=0, tol=TOL)
+                                  seed=0, tol=TOL, C_search=SEARCH)
     assert results["svm_C"] == expected.C and results["svm_fit_on"] == fit_on
+    assert results["svm_selection"]["C_tried"] == expected.C_tried  # what was fitted, recorded
+    assert results["svm_selection"]["C_accuracies"] == pytest.approx(expected.C_accuracies)
     assert results["val_accuracy"]["fusion_svm"] == pytest.approx(expected.selection_accuracy)
     assert results["val_accuracy"]["spatial"] == pytest.approx(float((val[0].argmax(1) == val_labels).mean()))
     assert results["val_accuracy"]["fusion_average"] == pytest.approx(
@@ -267,9 +322,9 @@ def test_auto_fits_the_svm_where_it_does_better_on_validation_videos(tmp_path):
             subsets["train"] = (labels, [softmax(8 * np.eye(12)[labels] + rng.normal(0, 0.1, (len(labels), 12)))
                                          .astype(np.float32) for _ in range(2)])
         (train_labels, train), (val_labels, val) = subsets["train"], subsets["val"]
-        on_train = fit_svm_fusion(train, train_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL,
+        on_train = fit_svm_fusion(train, train_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH,
                                   held_out=(val, val_labels))
-        on_val = fit_svm_fusion(val, val_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL)
+        on_val = fit_svm_fusion(val, val_labels, C_grid=grid, cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH)
         expected = "val" if on_val.selection_accuracy > on_train.selection_accuracy else "train"
         results = _fuse(tmp_path, subsets, "auto")
         assert results["svm_fit_on"] == expected, (on_train.selection_accuracy, on_val.selection_accuracy)
@@ -295,7 +350,7 @@ def test_the_default_tolerance_fits_the_tight_fits_svm_closely(C):
     rng = np.random.default_rng(9)
     (labels, scores), (other_labels, other) = noisy_scores(rng, 20), noisy_scores(rng, 20)
     features, other_features = svm_features(scores), svm_features(other)
-    default = fit_svm_fusion(scores, labels, C_grid=[C], cv_folds=3, max_iter=10000, seed=0, tol=TOL).svm
+    default = fit_svm_fusion(scores, labels, C_grid=[C], cv_folds=3, max_iter=10000, seed=0, tol=TOL, C_search=SEARCH).svm
     tight = LinearSVC(multi_class="crammer_singer", C=C, tol=1e-6, max_iter=100000, random_state=0).fit(features,
                                                                                                          labels)
     assert default.tol == TOL > tight.tol

@@ -33,6 +33,7 @@ from twostream.data.synthetic import SyntheticParams
 from twostream.devices import resolve_device
 from twostream.errors import ConfigError, UserError
 from twostream.flow import ESTIMATORS, SIZES_OWN_BATCHES, estimator_kwargs, get_estimator
+from twostream.fusion import C_SEARCHES
 from twostream.inputs.stacking import STACKING_MODES
 from twostream.models import TORCHVISION_ARCHS
 from twostream.models.cnn_m import CNNM2048
@@ -160,6 +161,7 @@ def check_config(cfg: DictConfig) -> None:
     problems.need(isinstance(grid, list) and bool(grid) and all(_is_number(c) and c > 0 for c in grid),
                   "fusion.svm.C_grid", grid, "a non-empty list of numbers > 0")
     problems.choice(svm, "fit_on", "fusion.svm.", SVM_FIT_ON)
+    problems.choice(svm, "C_search", "fusion.svm.", C_SEARCHES)
     problems.integer(svm, "cv_folds", "fusion.svm.", low=2)
     problems.integer(svm, "max_iter", "fusion.svm.", low=1)
     problems.need(_is_number(svm.get("tol")) and svm.get("tol") > 0, "fusion.svm.tol", svm.get("tol"), "a number > 0")

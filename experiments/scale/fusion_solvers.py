@@ -1,4 +1,4 @@
-"""The fusion SVM's C search at UCF-101's shape: today's stopping tolerance against looser ones.
+"""The fusion SVM's C search at UCF-101's shape: stopping tolerances, and the full grid against an ascending one.
 
 Synthetic per-video softmax scores of two noisy streams over 101 classes (each stream confuses
 every class with one other class of its own, as nets confuse similar actions) at a tenth of split 1's
@@ -6,24 +6,37 @@ validation videos (214), all of them (2,137) and its training videos (7,400), in
 accurate as the paper's (about 70 % and 80 % alone) and weak ones (a one-epoch tiny net's). Each
 candidate runs the fuse stage's whole fit (:func:`fit_svm_fusion`: 3-fold CV over the default C grid,
 then the refit) and is judged on 3,000 fresh videos from the same generator (never test labels):
-seconds, chosen C, its CV accuracy, held-out accuracy, and the share of held-out predictions equal
-to today's (tol=1e-4, scikit-learn's default). Run from the repository root::
+seconds, chosen C, its CV accuracy, held-out accuracy, the Cs fitted, and the share of held-out
+predictions equal to the first candidate's. ``--compare tol``: scikit-learn's tol=1e-4 against looser
+ones; ``--compare search`` (the default): the full C grid against the ascending search that stops at
+the first C no more accurate (``fusion.svm.C_search``), both at tol=0.1. ``--scores DIR ...`` runs the
+same on a run's score files (``outputs/scores``) as the fuse stage fits them (``fit_on=val``: on the
+validation videos' scores), judged on the training videos' scores, which the SVM never saw (never the
+test labels). Run from the repository root::
 
     python experiments/scale/fusion_solvers.py
+    python experiments/scale/fusion_solvers.py --scores data/scale/{tenth,third,all}/outputs/scores
 """
 
 import argparse
 import time
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from twostream.fusion import fit_svm_fusion
+from twostream.scores import Scores
 
 CLASSES = 101
 C_GRID = [0.1, 1, 10, 100]
 REGIMES = {"paper-like": 4.5, "weak": 1.5}  # logit strength of the true class
-TOLERANCES = {"today (tol=1e-4)": 1e-4, "tol=1e-2": 1e-2, "tol=0.1 (liblinear's default)": 0.1}
+CANDIDATES = {  # name: (liblinear's tol, fusion.svm.C_search)
+    "tol": {"today (tol=1e-4)": (1e-4, "full"), "tol=1e-2": (1e-2, "full"),
+            "tol=0.1 (liblinear's default)": (0.1, "full")},
+    "search": {"full grid (tol=0.1)": (0.1, "full"), "ascending, stop early (tol=0.1)": (0.1, "ascending")},
+}
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -48,32 +61,49 @@ def videos(rng: np.random.Generator, n: int, strength: float, confusions: list[n
                                                               strict=True)], labels
 
 
+def compare(label: str, n: int, candidates: dict[str, tuple[float, str]], scores: Sequence[np.ndarray],
+            labels: np.ndarray, held_scores: Sequence[np.ndarray], held_labels: np.ndarray) -> None:
+    """One table row per candidate: the fuse stage's whole fit on ``scores``, judged on ``held_scores``."""
+    reference = None
+    for name, (tol, search) in candidates.items():
+        start = time.perf_counter()
+        fused = fit_svm_fusion(scores, labels, C_grid=C_GRID, cv_folds=3, max_iter=10000, seed=0, tol=tol,
+                               C_search=search)
+        seconds = time.perf_counter() - start
+        predicted = fused.decision(held_scores).argmax(1)
+        reference = predicted if reference is None else reference
+        cv = "-" if fused.selection_accuracy is None else f"{fused.selection_accuracy:.3f}"
+        print(f"| {label} | {n} | {name} | {seconds:.1f} | {fused.C:g} | {cv} | {(predicted == held_labels).mean():.3f} "
+              f"| {(predicted == reference).mean():.3f} | {', '.join(f'{c:g}' for c in fused.C_tried)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, nargs="+", default=[214, 2137, 7400])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--compare", default="search", choices=list(CANDIDATES))
+    parser.add_argument("--scores", type=Path, nargs="+", help="score folders of runs (outputs/scores) instead "
+                        "of synthetic scores: fitted on their validation videos', judged on their training videos'")
     args = parser.parse_args()
+    candidates = CANDIDATES[args.compare]
     # 3-fold CV at 214 videos over 101 classes: scikit-learn's "more classes than half the samples" note
     warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
-    print("| regime | videos | candidate | seconds | C | CV accuracy | held-out accuracy | same predictions "
-          "as today |\n|---|---:|---|---:|---:|---:|---:|---:|", flush=True)
-    for regime in args.regimes:
+    print("| scores | videos | candidate | seconds | C | CV accuracy | held-out accuracy | same predictions "
+          "as the first | Cs fitted |\n|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
+    for folder in args.scores or []:
+        subsets = {subset: [Scores.load(folder / f"{stream}_{subset}.npz") for stream in ("spatial", "temporal")]
+                   for subset in ("val", "train")}
+        val, train = subsets["val"], subsets["train"]
+        compare(str(folder), len(val[0].labels), candidates, [s.scores for s in val], val[0].labels,
+                [s.scores for s in train], train[0].labels)
+    for regime in [] if args.scores else args.regimes:
         strength = REGIMES[regime]
         rng = np.random.default_rng(0)
         confusions = [rng.permutation(CLASSES) for _ in range(2)]
         held_scores, held_labels = videos(rng, 3000, strength, confusions)
         for n in args.videos:
             scores, labels = videos(rng, n, strength, confusions)
-            reference = None
-            for name, tol in TOLERANCES.items():
-                start = time.perf_counter()
-                fused = fit_svm_fusion(scores, labels, C_grid=C_GRID, cv_folds=3, max_iter=10000, seed=0, tol=tol)
-                seconds = time.perf_counter() - start
-                predicted = fused.decision(held_scores).argmax(1)
-                reference = predicted if reference is None else reference
-                print(f"| {regime} | {n} | {name} | {seconds:.1f} | {fused.C:g} | {fused.selection_accuracy:.3f} "
-                      f"| {(predicted == held_labels).mean():.3f} | {(predicted == reference).mean():.3f} |",
-                      flush=True)
+            compare(regime, n, candidates, scores, labels, held_scores, held_labels)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,15 @@
 import logging
 import pickle
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import sklearn
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class SvmFusion:
     svm: LinearSVC
     C: float
     selection_accuracy: float | None = None  # the accuracy C was chosen by (held-out or cross-validated)
+    C_tried: list[float] = field(default_factory=list)  # the Cs fitted to choose C, in the order tried
+    C_accuracies: list[float] = field(default_factory=list)  # their selection accuracies (none without a choice)
 
     def decision(self, stream_scores: Sequence[np.ndarray]) -> np.ndarray:
         """(N, C) class scores of the fused model."""
@@ -58,7 +60,7 @@ class SvmFusion:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             pickle.dump({"svm": self.svm, "C": self.C, "selection_accuracy": self.selection_accuracy,
-                         "streams": list(streams),
+                         "C_tried": self.C_tried, "C_accuracies": self.C_accuracies, "streams": list(streams),
                          "sklearn_version": sklearn.__version__}, f)
 
     @classmethod
@@ -66,26 +68,53 @@ class SvmFusion:
         """A model written by :meth:`save`, and its stream order."""
         with path.open("rb") as f:
             state = pickle.load(f)
-        return cls(state["svm"], state["C"], state.get("selection_accuracy")), state["streams"]
+        return cls(state["svm"], state["C"], state.get("selection_accuracy"), state.get("C_tried", []),
+                   state.get("C_accuracies", [])), state["streams"]
+
+
+C_SEARCHES = ("ascending", "full")  # fusion.svm.C_search: stop at the first C that does not improve, or all
+
+
+def _choose_C(C_grid: Sequence[float], accuracy_of: Callable[[float], float], search: str
+              ) -> tuple[int, list[float], list[float]]:
+    """Walk ``C_grid`` from the smallest C up, scoring each with ``accuracy_of``; (index of the chosen C
+    among the tried, the Cs tried, their accuracies). The best accuracy wins, the smaller C on a tie.
+    ``ascending`` stops at the first C that does not beat the best so far: where the accuracy is
+    unimodal in C it chooses what the full grid chooses, without fitting the larger Cs, which cost
+    the solver the most passes (experiments/scale)."""
+    tried, accuracies = [], []
+    for C in sorted(float(c) for c in C_grid):
+        accuracy = accuracy_of(C)
+        improves = not accuracies or accuracy > max(accuracies)
+        tried.append(C)
+        accuracies.append(accuracy)
+        if search == "ascending" and not improves:
+            break
+    return int(np.argmax(accuracies)), tried, accuracies  # argmax: the first, i.e. the smaller C, on a tie
 
 
 def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C_grid: Sequence[float],
-                   cv_folds: int, max_iter: int, seed: int, tol: float,
+                   cv_folds: int, max_iter: int, seed: int, tol: float, C_search: str,
                    held_out: tuple[Sequence[np.ndarray], np.ndarray] | None = None) -> SvmFusion:
     """Fit ``LinearSVC(multi_class="crammer_singer")`` on ``stream_scores``, choosing C from ``C_grid``.
 
     With ``held_out`` (other videos' stream scores and labels, e.g. the validation split), each C is
-    fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept (the grid's
-    earliest on a tie); otherwise C is chosen by stratified cross-validation on ``stream_scores`` (with fewer
-    samples per class than ``cv_folds`` the folds shrink to what the data allows; a single-value
-    grid runs no CV). ``selection_accuracy`` is the accuracy that chose C: on ``held_out``, or the
-    mean over the CV folds. Fits that stop at ``max_iter`` before converging are reported in one
-    log line (not one warning per fit).
+    fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept; otherwise C is
+    chosen by stratified cross-validation on ``stream_scores`` (with fewer samples per class than
+    ``cv_folds`` the folds shrink to what the data allows; a single-value grid runs no CV). Either
+    way the Cs are tried from the smallest up, the smaller C wins a tie, and ``C_search`` says
+    whether to try them all (``full``) or to stop at the first C that is no more accurate than the
+    best before it (``ascending``: the same C wherever the accuracy is unimodal in C).
+    ``selection_accuracy`` is the accuracy that chose C: on ``held_out``, or the mean over the CV
+    folds; ``C_tried`` and ``C_accuracies`` record the search. Fits that stop at ``max_iter`` before
+    converging are reported in one log line (not one warning per fit).
 
     ``tol`` is liblinear's stopping tolerance, the largest violation of the dual's optimality
     conditions it accepts. 0.1 is liblinear's own default for this solver; scikit-learn's 1e-4 took
     5-20x the iterations for the same held-out accuracy at 101 classes (experiments/scale/fusion_solvers.py).
     """
+    if C_search not in C_SEARCHES:
+        raise ValueError(f"C_search={C_search!r}: one of {C_SEARCHES}")
     features = svm_features(stream_scores)
     base = LinearSVC(multi_class="crammer_singer", tol=tol, max_iter=max_iter, random_state=seed)
     folds = min(cv_folds, int(np.bincount(labels).min()))
@@ -93,23 +122,32 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
         warnings.simplefilter("always", ConvergenceWarning)
         if held_out is not None:
             held_features, held_labels = svm_features(held_out[0]), held_out[1]
-            fits = [clone(base).set_params(C=float(C)).fit(features, labels) for C in C_grid]
-            accuracies = [float((fit.predict(held_features) == held_labels).mean()) for fit in fits]
-            best = int(np.argmax(accuracies))  # the first, i.e. the grid's earliest C, on a tie
-            fused = SvmFusion(fits[best], float(C_grid[best]), accuracies[best])
+            fits = {}
+
+            def held_out_accuracy(C: float) -> float:
+                fits[C] = clone(base).set_params(C=C).fit(features, labels)
+                return float((fits[C].predict(held_features) == held_labels).mean())
+
+            best, tried, accuracies = _choose_C(C_grid, held_out_accuracy, C_search)
+            fused = SvmFusion(fits[tried[best]], tried[best], accuracies[best], tried, accuracies)
         elif len(C_grid) == 1 or folds < 2:
             C = float(C_grid[0])
-            fused = SvmFusion(base.set_params(C=C).fit(features, labels), C)
+            fused = SvmFusion(base.set_params(C=C).fit(features, labels), C, None, [C], [])
         else:
-            search = GridSearchCV(base, {"C": list(C_grid)},
-                                  cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-            search.fit(features, labels)
-            fused = SvmFusion(search.best_estimator_, float(search.best_params_["C"]), float(search.best_score_))
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels))
+
+            def cv_accuracy(C: float) -> float:  # the mean of the folds' accuracies, as GridSearchCV scores
+                return float(np.mean([clone(base).set_params(C=C).fit(features[fit], labels[fit])
+                                      .score(features[judge], labels[judge]) for fit, judge in splits]))
+
+            best, tried, accuracies = _choose_C(C_grid, cv_accuracy, C_search)
+            refit = clone(base).set_params(C=tried[best]).fit(features, labels)
+            fused = SvmFusion(refit, tried[best], accuracies[best], tried, accuracies)
     unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     if unconverged:
         log.warning("the fusion SVM did not converge within fusion.svm.max_iter=%d iterations in %d of its fits "
-                    "(C grid %s): its margins are approximate; raise fusion.svm.max_iter if the C it chose (%g) "
-                    "is among them", max_iter, unconverged, list(C_grid), fused.C)
+                    "(C tried %s): its margins are approximate; raise fusion.svm.max_iter if the C it chose (%g) "
+                    "is among them", max_iter, unconverged, fused.C_tried, fused.C)
     for w in caught:  # anything else is passed on as it came
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

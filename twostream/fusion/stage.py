@@ -56,7 +56,7 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
             if fit_on == "train" and "val" in loaded else None
         return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, C_grid=list(svm_cfg.C_grid),
                               cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, tol=svm_cfg.tol,
-                              held_out=held_out)
+                              C_search=svm_cfg.C_search, held_out=held_out)
 
     if "val" not in loaded:
         if svm_cfg.fit_on != "train":
@@ -74,20 +74,23 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
 def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[str, list[Scores]]
                   ) -> dict[str, Any] | None:
     """How the SVM's C was chosen, with the accuracy that chose it (a selection figure, not a validation
-    accuracy: it is the best of the grid, or measured on the videos the SVM was fitted on); None when
-    nothing was chosen (a single C, or too few videos per class for cross-validation)."""
+    accuracy: it is the best of the grid, or measured on the videos the SVM was fitted on), with the Cs
+    fitted to choose it and their accuracies; None when nothing was chosen (a single C, or too few videos per class for cross-validation)."""
     if svm.selection_accuracy is None:
         return None
     grid = len(cfg.fusion.svm.C_grid)
+    tried = (f"best of {grid} values of C" if len(svm.C_tried) == grid else
+             f"best of the {len(svm.C_tried)} smallest of {grid} values of C (stopped: the largest of them was "
+             "no more accurate than a smaller one)")
     if fitted_on == "train" and "val" in loaded:
-        how = (f"best of {grid} values of C on the {len(loaded['val'][0].labels)} validation videos "
-               "(fitted on the training videos)")
+        how = f"{tried} on the {len(loaded['val'][0].labels)} validation videos (fitted on the training videos)"
     else:
         labels = loaded[fitted_on][0].labels
         folds = min(cfg.fusion.svm.cv_folds, int(np.bincount(labels).min()))
-        how = (f"best of {grid} values of C by {folds}-fold cross-validation among the {len(labels)} "
+        how = (f"{tried} by {folds}-fold cross-validation among the {len(labels)} "
                f"{'validation' if fitted_on == 'val' else 'training'} videos it was fitted on")
-    return {"accuracy": svm.selection_accuracy, "how": how}
+    return {"accuracy": svm.selection_accuracy, "how": how,
+            "C_tried": svm.C_tried, "C_accuracies": svm.C_accuracies}
 
 
 def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
