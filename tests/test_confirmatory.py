@@ -18,6 +18,7 @@ sys.modules["analyse"] = analyse
 spec.loader.exec_module(analyse)
 
 
+@pytest.mark.slow  # composes ~40 jobs: ~9 s on 2 cores
 def test_every_replicate_draws_fresh_data_and_seeds_and_table1_uses_its_own_pretrained_net():
     used_data_seeds = {0, 1}  # every earlier study's draws (conf/dataset/synthetic*.yaml)
     jobs = {exp: sweep_jobs(exp) for exp in ("confirm_table1_pretrain", "confirm_table1", "confirm_table2",

@@ -50,6 +50,7 @@ def generator_overrides(prefix: str) -> list[str]:
     return [f"{prefix}.generator.{k}={v}" for k, v in TINY_SYNTHETIC.items()]
 
 
+@pytest.mark.slow  # composes and checks every job of every table: ~30 s in all on 2 cores
 @pytest.mark.parametrize("experiment", TABLES)
 def test_every_job_of_a_table_is_seeded_at_least_three_times_and_passes_the_checks(experiment, tmp_path,
                                                                                   monkeypatch):

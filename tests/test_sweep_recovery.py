@@ -116,6 +116,7 @@ def assert_recorded_as_lost_and_retried(trials, dead: int) -> None:
     assert retry.state == TrialState.COMPLETE and combo(retry) == combo(trials[dead])
 
 
+@pytest.mark.slow  # real sweep processes killed and rerun: 5-7 s each on an idle 2-core CPU
 def test_a_killed_sweep_command_is_recovered_by_running_it_again(tmp_path, storage_url):
     sweep = Sweep(tmp_path, storage_url, "killed_alone")
     worker = sweep.start(STUB_HANG="1")
@@ -131,6 +132,7 @@ def test_a_killed_sweep_command_is_recovered_by_running_it_again(tmp_path, stora
     assert f"trial {dead} lost its worker" in output
 
 
+@pytest.mark.slow  # real sweep processes killed and rerun: 5-7 s each on an idle 2-core CPU
 def test_two_workers_at_once_one_killed_mid_trial_finish_every_combination_once(tmp_path, storage_url):
     """Two sweep commands start at once on one study (they race for the first combinations); one is
     killed mid-trial; the other runs the rest, finds the dead trial after the grace period and runs

@@ -131,6 +131,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes (gloo): ~5 s on 2 cores
 def test_two_process_gloo_ddp_step_equals_single_process_step(tmp_path):
     torch.manual_seed(4)
     x, y = torch.randn(8, 4, 64, 64), torch.randint(0, 3, (8,))
@@ -161,6 +162,7 @@ def _stop_worker(rank, world, port, cache_path, videos, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two processes (gloo): ~5 s on 2 cores
 @pytest.mark.timeout(180)
 def test_when_the_main_process_stops_training_the_others_stop_too(flow_cache, tmp_path):
     cache, videos = flow_cache
@@ -169,6 +171,7 @@ def test_when_the_main_process_stops_training_the_others_stop_too(flow_cache, tm
     assert (tmp_path / "rank1.txt").read_text() == "TrainingStopped"
 
 
+@pytest.mark.slow  # two processes (gloo): ~5 s on 2 cores
 def test_two_process_multitask_ddp_step_equals_single_process_step(tmp_path):
     torch.manual_seed(6)
     x = torch.randn(8, 4, 64, 64)
