@@ -101,12 +101,13 @@ def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bo
     this run has just named them (``named``); then the counts the stages will really use."""
     usable, left_out = usable_lists(lists, open_cache(cfg), frames_needed(cfg))
     if left_out and warn:
-        reasons = [f"{video}: {why}" for video, why in sorted(left_out.items()) if video not in named]
+        every = {video: f"{video}: {why}" for video, why in sorted(left_out.items())}
+        reasons = [line for video, line in every.items() if video not in named]
         already = len(left_out) - len(reasons)
         text = shortened(reasons, None, shown=3) + ("; and " if reasons and already else "") + (
             f"the {already} that failed extraction above" if already else "")
         listing = output_dir / "left_out_videos.txt"
-        shortened([f"{video}: {why}" for video, why in sorted(left_out.items())], listing)
+        shortened(list(every.values()), listing)
         log.warning("%d video(s) are left out of training and testing (all in %s): %s", len(left_out), listing, text)
         log.info("using %d train / %d validation / %d test videos", len(usable.train), len(usable.val),
                  len(usable.test))
