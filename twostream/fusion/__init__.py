@@ -72,6 +72,11 @@ class SvmFusion:
                    state.get("C_accuracies", [])), state["streams"]
 
 
+def cv_fold_count(labels: np.ndarray, cv_folds: int) -> int:
+    """The stratified folds the C search uses: ``cv_folds``, or fewer when a class has fewer videos."""
+    return min(cv_folds, int(np.bincount(labels).min()))
+
+
 C_SEARCHES = ("ascending", "full")  # fusion.svm.C_search: stop at the first C that does not improve, or all
 
 
@@ -117,7 +122,7 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
         raise ValueError(f"C_search={C_search!r}: one of {C_SEARCHES}")
     features = svm_features(stream_scores)
     base = LinearSVC(multi_class="crammer_singer", tol=tol, max_iter=max_iter, random_state=seed)
-    folds = min(cv_folds, int(np.bincount(labels).min()))
+    folds = cv_fold_count(labels, cv_folds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if held_out is not None:

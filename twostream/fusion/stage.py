@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
-from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy
+from twostream.fusion import SvmFusion, average_fusion, cv_fold_count, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, log_results, write_results
 from twostream.runlog import RunLog
 from twostream.scores import (
@@ -86,7 +86,7 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
         how = f"{tried} on the {len(loaded['val'][0].labels)} validation videos (fitted on the training videos)"
     else:
         labels = loaded[fitted_on][0].labels
-        folds = min(cfg.fusion.svm.cv_folds, int(np.bincount(labels).min()))
+        folds = cv_fold_count(labels, cfg.fusion.svm.cv_folds)
         how = (f"{tried} by {folds}-fold cross-validation among the {len(labels)} "
                f"{'validation' if fitted_on == 'val' else 'training'} videos it was fitted on")
     return {"accuracy": svm.selection_accuracy, "how": how,
