@@ -93,3 +93,16 @@ def test_analysis_pairs_cells_by_replicate_and_gives_the_planned_verdicts(tmp_pa
                         {"fusion_svm": 0.9, "fusion_average": 0.5}))
     with pytest.raises(SystemExit, match="two runs"):
         analyse.analyse({"confirm_table4": folders})
+
+
+def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubling(tmp_path):
+    spec = importlib.util.spec_from_file_location("pilot", REPO / "experiments/paper/confirmatory/pilot.py")
+    pilot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pilot)
+    assert pilot.choose_budget({120: 0.43, 240: 0.60, 480: 0.70, 960: 0.715}) == 480
+    assert pilot.choose_budget({120: 0.43, 240: 0.60, 480: 0.70, 960: 0.75}) == 960  # none within: the largest
+    assert pilot.choose_budget({120: 0.99, 240: 1.0, 480: 1.0, 960: 1.0}) == 120
+    log = tmp_path / "__main__.log"
+    log.write_text("spatial epoch 1: loss 1.1, train accuracy 0.300, validation accuracy 0.900, lr 0.01\n"
+                   "spatial epoch 2: loss 1.0, train accuracy 0.450, validation accuracy 0.950, lr 0.01\n")
+    assert pilot.last_training_accuracy(log) == (2, 0.45)  # the training figure, never validation's
