@@ -106,3 +106,54 @@ def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubl
     log.write_text("spatial epoch 1: loss 1.1, train accuracy 0.300, validation accuracy 0.900, lr 0.01\n"
                    "spatial epoch 2: loss 1.0, train accuracy 0.450, validation accuracy 0.950, lr 0.01\n")
     assert pilot.last_training_accuracy(log) == (2, 0.45)  # the training figure, never validation's
+
+
+def _load_fit_on():
+    spec = importlib.util.spec_from_file_location("fit_on", REPO / "experiments/paper/confirmatory/fit_on.py")
+    fit_on = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_on)
+    return fit_on
+
+
+def test_fit_on_halves_split_every_class_in_two_disjoint_halves():
+    fit_on = _load_fit_on()
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    ids = np.array([f"v{i}" for i in (8, 1, 5, 3, 2, 0, 7, 6, 4)])
+    first, second = fit_on.validation_halves(ids, labels)
+    assert not (first & second).any() and (first | second).all()
+    for c in range(3):  # each class split as evenly as it can be, the first half taking the odd one
+        assert first[labels == c].sum() - second[labels == c].sum() in (0, 1)
+    assert sorted(ids[first & (labels == 0)]) == ["v1", "v8"]  # alternately in video-id order: v1, (v5), v8
+
+
+def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp_path):
+    """Nets that fit their training videos (one-hot training scores) but whose validation scores peak at
+    the next class: the SVM fitted on training scores learns the identity and fails on the judging half;
+    the one fitted on validation scores learns the shift. Test scores are absent: none is read."""
+    from omegaconf import OmegaConf
+
+    from twostream.scores import Scores, scores_path
+
+    fit_on = _load_fit_on()
+    rng = np.random.default_rng(0)
+    k, per_class = 4, 8
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"seed": 0, "streams": {"spatial": {}, "temporal": {}}, "fusion": {"svm": {
+        "C_grid": [1, 10], "cv_folds": 2, "max_iter": 10000, "tol": 0.1, "C_search": "full"}}}),
+        run / ".hydra" / "config.yaml")
+    labels = np.repeat(np.arange(k), per_class)
+    classes = np.array([f"c{i}" for i in range(k)])
+    for stream in ("spatial", "temporal"):
+        one_hot = np.eye(k, dtype=np.float32)[labels] * 0.9 + 0.025
+        shifted = np.eye(k, dtype=np.float32)[(labels + 1) % k] * 0.6 + rng.uniform(0, 0.1, (len(labels), k))
+        ids = np.array([f"v{i:02d}" for i in range(len(labels))])
+        Scores(ids, labels, one_hot.astype(np.float32), classes).save(scores_path(run, stream, "train"))
+        Scores(ids, labels, shifted.astype(np.float32), classes).save(scores_path(run, stream, "val"))
+    figures = fit_on.regime_accuracies(run)
+    assert figures["train"] == pytest.approx(0.0) and figures["val"] == pytest.approx(1.0)
+    # the rule: the better regime only where the paired interval excludes 0, else the paper's (train)
+    assert fit_on.decide({"a": {"train": 0.5, "val": 0.7}, "b": {"train": 0.52, "val": 0.7},
+                          "c": {"train": 0.49, "val": 0.71}})[0] == "val"
+    assert fit_on.decide({"a": {"train": 0.5, "val": 0.7}, "b": {"train": 0.8, "val": 0.7},
+                          "c": {"train": 0.6, "val": 0.6}})[0] == "train"

@@ -14,6 +14,7 @@ import argparse
 import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 BUDGETS = (120, 240, 480, 960)
@@ -41,7 +42,7 @@ def last_training_accuracy(log: Path) -> tuple[int, float]:
 
 def choose_budget(accuracy: dict[int, float]) -> int:
     """The smallest budget whose training accuracy is within WITHIN of the next doubling's, else the largest."""
-    for budget, doubled in zip(BUDGETS, BUDGETS[1:]):
+    for budget, doubled in pairwise(BUDGETS):
         if abs(accuracy[doubled] - accuracy[budget]) <= WITHIN:
             return budget
     return BUDGETS[-1]
