@@ -40,13 +40,17 @@ def test_every_replicate_draws_fresh_data_and_seeds_and_table1_uses_its_own_pret
         assert len(set(seen.values())) == len(seen)  # one draw per replicate
 
 
-def test_the_scratch_budget_must_be_fixed_before_table1_runs():
+def test_the_scratch_budget_is_the_pilots_and_the_checks_refuse_an_unfixed_one():
     from twostream.checks import check_config
     from twostream.errors import ConfigError
 
     cfg = compose_job(sweep_jobs("confirm_table1")[0])
+    pilot = (REPO / "experiments/paper/confirmatory/pilot.md").read_text()
+    assert f"**study.scratch_epochs = {cfg.study.scratch_epochs}**" in pilot
+    assert "+paper/table1=scratch" in sweep_jobs("confirm_table1")[0]  # the first job is a scratch cell
+    assert cfg.streams.spatial.epochs == cfg.study.scratch_epochs
     with pytest.raises(ConfigError, match="streams.spatial.epochs=null"):
-        check_config(cfg)
+        check_config(compose_job([*sweep_jobs("confirm_table1")[0], "study.scratch_epochs=null"]))
     # the exploratory table keeps its own budget and checkpoint
     cfg = compose_job(["+experiment=paper_table1", "+paper/table1=finetune"])
     assert cfg.model.pretrained == "outputs/paper_table1_pretrain/checkpoints/spatial.pt"
