@@ -320,6 +320,64 @@ class Comparison:
     summary_rows: list[list[Any]] = field(default_factory=list)
 
 
+def _described(runs: Sequence[RunResult]) -> tuple[list[RunResult], list[str]]:
+    """The runs and the keys that tell them apart: a study's searched parameters, else the differing
+    settings, or the differing overrides where they tell the runs apart the same way."""
+    if runs[0].trial is not None:
+        return list(runs), sorted({k for r in runs for k in r.settings})
+    keys = differing_settings(runs)
+    return by_overrides(runs, keys) or (list(runs), keys)
+
+
+def _mean_rows(runs: Sequence[RunResult], keys: Sequence[str], experiment_of: dict[Path, str]
+               ) -> tuple[list[str], list[list[Any]]]:
+    """The ``--mean`` summary's columns and rows: one row per group of repeated runs (its setting, n,
+    an :class:`Interval` per method); ``experiment_of`` is each run's full setting (:func:`_experiment`)."""
+    names, methods = short_names(keys), methods_of(runs)
+    varied = [k for k in keys if k not in REPLICATE_SETTINGS]
+    rows = []
+    for group in summary_groups(runs, keys).values():
+        # a run made again with the same settings is one run, not a repeat (its numbers are the same)
+        group = list({experiment_of[r.path]: r for r in reversed(group)}.values())[::-1]
+        setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
+        rows.append([setting or "all", len(group),
+                     *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
+                       else None for m in methods)])
+    return [", ".join(names[k] for k in varied) or "runs", "n", *methods], rows
+
+
+def mean_table(runs: Sequence[RunResult]) -> list[str]:
+    """The Markdown table of comparison.md's mean section (``--mean``), computed the same way, for run
+    folders (:func:`load_run`) or recorded runs (:func:`load_runs_file`)."""
+    experiment_of = {r.path: _experiment(r) for r in runs}
+    return markdown_table(*_mean_rows(*_described(runs), experiment_of))
+
+
+# A table's per-run results when its run folders were not kept (experiments/paper/<table>/runs.json):
+# its title, chance level, test-set size, and per run its label, overrides, seed and accuracy per method.
+RUNS_FILE = "runs.json"
+
+
+def load_runs_file(path: str | Path) -> list[RunResult]:
+    """The runs a ``runs.json`` records, as run results with no per-class scores: each run's settings
+    are its overrides, and its path is ``<file>:<label>`` (labels are unique within a file)."""
+    path = Path(path)
+    try:
+        recorded = json.loads(path.read_text())
+        runs = [RunResult(path.parent / f"{path.name}:{run['label']}", dict(run["accuracy"]),
+                          float(recorded["chance"]), [], {},
+                          settings=dict(o.partition("=")[::2] for o in run["overrides"]),
+                          overrides=dict(o.partition("=")[::2] for o in run["overrides"]))
+                for run in recorded["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a readable {RUNS_FILE} ({error!r}); "
+                         "it holds {{title, chance, test_videos, runs: [{{label, overrides, seed, accuracy}}]}}") from error
+    labels = [r.path.name for r in runs]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"{path}: run labels repeat ({sorted({x for x in labels if labels.count(x) > 1})})")
+    return runs
+
+
 def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[OtherTrial] = (),
                      per_class_method: str | None = None, objective: str | None = None,
                      mean: bool = False) -> Comparison:
@@ -339,9 +397,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
     is_study = runs[0].trial is not None
     experiment_of = {r.path: _experiment(r) for r in runs}  # before the settings are cut down to labels
     twins, test_warnings = identical_runs(runs), test_set_warnings(runs)
-    keys = sorted({k for r in runs for k in r.settings}) if is_study else differing_settings(runs)
-    if not is_study:
-        runs, keys = by_overrides(runs, keys) or (runs, keys)
+    runs, keys = _described(runs)
     names = short_names(keys)
     methods = methods_of(runs)
     head = (["trial", objective or "objective"] if is_study else ["run"]) + [names[k] for k in keys]
@@ -350,17 +406,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         first = [run.trial, run.objective] if is_study else [run.path.name]
         rows.append(first + [_setting_text(run.settings.get(k)) for k in keys]
                     + [run.accuracy.get(m) for m in methods])
-    summary_columns, summary_rows = [], []
-    if mean:
-        varied = [k for k in keys if k not in REPLICATE_SETTINGS]
-        summary_columns = [", ".join(names[k] for k in varied) or "runs", "n", *methods]
-        for group in summary_groups(runs, keys).values():
-            # a run made again with the same settings is one run, not a repeat (its numbers are the same)
-            group = list({experiment_of[r.path]: r for r in reversed(group)}.values())[::-1]
-            setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
-            summary_rows.append([setting or "all", len(group),
-                                 *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
-                                   else None for m in methods)])
+    summary_columns, summary_rows = _mean_rows(runs, keys, experiment_of) if mean else ([], [])
     notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}.", *test_warnings]
     notes += [f"Runs {', '.join(r.path.name for r in group)} are identical in every setting (seed included): "
               f"one run made {len(group)} times, not repeats" + (" (counted once in the mean)." if mean else ".")
