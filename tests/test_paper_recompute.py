@@ -109,3 +109,19 @@ def test_a_runs_file_with_repeated_labels_or_missing_fields_is_refused(tmp_path)
     path.write_text(json.dumps({"runs": [run]}))
     with pytest.raises(ValueError, match="runs.json"):
         load_runs_file(path)
+
+
+def test_findings_read_a_runs_json_as_they_read_the_run_folders_it_records(tmp_path):
+    """One code path: Table 4's runs written out as run folders (results.json, .hydra/overrides.yaml)
+    give the same findings.md as its runs.json."""
+    findings = recompute._findings_module()
+    runs_file = REPO / "experiments/paper/table4/runs.json"
+    folders = []
+    for run in json.loads(runs_file.read_text())["runs"]:
+        folder = tmp_path / run["label"]
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra/overrides.yaml").write_text("".join(f"- {o}\n" for o in run["overrides"]))
+        (folder / "results.json").write_text(json.dumps({"accuracy": run["accuracy"]}))
+        folders.append(folder)
+    assert findings.findings_text("paper_table4", folders) == findings.findings_text("paper_table4", [runs_file])
+    assert findings.findings_text("paper_table4", [runs_file]) == (REPO / "experiments/paper/table4/findings.md").read_text()
