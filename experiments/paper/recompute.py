@@ -11,6 +11,8 @@ results.json files: its per-run table lists every run's differing overrides and 
 0.1 %. A test set of n videos makes each accuracy k/n, and k is the one count that prints as the
 table's figure (checked), so the runs.json accuracies are exact. The overrides are the ones the
 table shows (those that differ between runs) plus the experiment's ``+experiment=NAME``.
+``nox -s paper`` runs ``--extract`` after remaking its tables, so a table's runs.json always goes
+with its comparison.md.
 
 The means are ``twostream.compare``'s own (:func:`twostream.compare.mean_table`), the findings
 ``findings.py``'s: the same code reads run folders and runs.json files.
@@ -106,7 +108,7 @@ def extract(folder: Path, experiment: str, test_videos: int) -> dict:
         del run["cell"]
     return {"title": title, "experiment": experiment,
             "source": "reconstructed from comparison.md (its per-run table, written by twostream.compare from "
-                      "each run's results.json); the run folders were not kept",
+                      "each run's results.json)",
             "chance": round(1 / round(1 / chance), 6), "test_videos": test_videos, "runs": runs}
 
 
