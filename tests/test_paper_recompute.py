@@ -125,3 +125,33 @@ def test_findings_read_a_runs_json_as_they_read_the_run_folders_it_records(tmp_p
         folders.append(folder)
     assert findings.findings_text("paper_table4", folders) == findings.findings_text("paper_table4", [runs_file])
     assert findings.findings_text("paper_table4", [runs_file]) == (REPO / "experiments/paper/table4/findings.md").read_text()
+
+
+def compared_from_runs_json(source: Path, out: Path, *, cli: bool) -> list[str]:
+    """comparison.md made from ``source``/runs.json: by the command line (with its plots, slow on a
+    loaded CPU) or by the functions it calls (without them)."""
+    from twostream.compare import build_comparison, main, write_markdown
+
+    if cli:
+        main([str(source / "runs.json"), "--mean", "--out", str(out), "--tracking-mode", "disabled"])
+    else:
+        comparison = build_comparison(load_runs_file(source / "runs.json"), "t", mean=True)
+        write_markdown(comparison, out / "comparison.md", [])
+    return (out / "comparison.md").read_text().splitlines()
+
+
+@pytest.mark.parametrize("cli", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_compare_reads_a_runs_json_as_the_runs_it_records(tmp_path, cli):
+    """`python -m twostream.compare runs.json --mean`: the same per-run accuracies and mean table as
+    the comparison.md the runs.json was reconstructed from, and no per-class table (no scores)."""
+    source = REPO / "experiments/paper/table4"
+    made = compared_from_runs_json(source, tmp_path, cli=cli)
+    committed = (source / "comparison.md").read_text().splitlines()
+
+    def accuracies(lines):
+        header, rows = recompute._table_rows(lines, next(i for i, line in enumerate(lines) if line.startswith("| run |")))
+        return [row[1:] for row in rows]  # the settings and accuracies, without the run's name
+
+    assert accuracies(made) == accuracies(committed)
+    assert recompute.means_section(tmp_path) == recompute.means_section(source)
+    assert "## Per-class" not in "\n".join(made) and not (tmp_path / "per_class.png").exists()

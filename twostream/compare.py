@@ -2,10 +2,13 @@
 
     python -m twostream.compare outputs/run_a outputs/run_b --out comparison/
     python -m twostream.compare --study multirun/sweep_temporal/optuna.journal --out comparison/
+    python -m twostream.compare experiments/paper/table2/runs.json --mean --out comparison/
 
 A run is an output folder of ``python -m twostream`` (``results.json``, ``scores/*.npz`` and
 ``.hydra/config.yaml``); a study is an Optuna storage written by the sweeper (a journal file or
-an RDB URL), whose trials name their output folders. Written into ``--out``:
+an RDB URL), whose trials name their output folders. A ``runs.json`` (a table's recorded runs, e.g.
+experiments/paper/table2/runs.json) stands for the runs it lists: their accuracies and overrides,
+without score files, so without the per-class table and plot. Written into ``--out``:
 
 - ``comparison.md``: one row per run (its differing settings, or the trial's parameters, and the
   accuracy of every stream and fusion method), then per-class accuracy of one method;
@@ -61,6 +64,7 @@ class RunResult:
     trial: int | None = None
     objective: float | None = None
     test_videos: frozenset[str] | None = None  # the ids its test score files hold
+    recorded_in: Path | None = None  # the runs.json it was read from (no score files, no per-class table)
 
 
 @dataclass
@@ -311,7 +315,7 @@ class Comparison:
     labels: list[str]  # one short label per run (a trial number, or its differing settings)
     columns: list[str]
     rows: list[list[Any]]
-    per_class_method: str
+    per_class_method: str | None  # None: no per-class table (runs read from a runs.json)
     per_class_columns: list[str]
     per_class_rows: list[list[Any]]
     notes: list[str]
@@ -364,10 +368,12 @@ def load_runs_file(path: str | Path) -> list[RunResult]:
     path = Path(path)
     try:
         recorded = json.loads(path.read_text())
+        if any("/" in run["label"] for run in recorded["runs"]):
+            raise ValueError("a run label holds '/'")
         runs = [RunResult(path.parent / f"{path.name}:{run['label']}", dict(run["accuracy"]),
                           float(recorded["chance"]), [], {},
                           settings=dict(o.partition("=")[::2] for o in run["overrides"]),
-                          overrides=dict(o.partition("=")[::2] for o in run["overrides"]))
+                          overrides=dict(o.partition("=")[::2] for o in run["overrides"]), recorded_in=path)
                 for run in recorded["runs"]]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a readable {RUNS_FILE} ({error!r}); "
@@ -415,13 +421,16 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         notes.append("Trials without results: " + "; ".join(
             f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={_setting_text(v)}" for k, v in t.params.items()) + ")"
             for t in others) + ".")
+    labels = unique_labels([run_label(r, keys, names) for r in runs], runs)
+    if per_class_method is None and all(r.recorded_in is not None for r in runs):
+        notes.append(f"No per-class table: these runs are read from {RUNS_FILE} files, which hold no scores.")
+        return Comparison(title, labels, head + methods, rows, None, [], [], notes, summary_columns, summary_rows)
     objective_method = (objective or "").rpartition(".")[2]  # val_accuracy.temporal -> temporal
     method = per_class_method or (objective_method if objective_method in methods else None) or next(
         (m for m in reversed(methods) if all(m in r.per_class for r in runs)), None)
     if method is None or not all(method in r.per_class for r in runs):
         raise ValueError(f"per-class accuracy of {method!r} is not available for every run "
                          "(it needs the runs' scores/<method>_test.npz)")
-    labels = unique_labels([run_label(r, keys, names) for r in runs], runs)
     per_class_rows = [[c, *(float(r.per_class[method][i]) for r in runs)] for i, c in enumerate(runs[0].classes)]
     return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes,
                       summary_columns, summary_rows)
@@ -434,10 +443,11 @@ def write_markdown(comparison: Comparison, path: Path, plots: Sequence[Path]) ->
         "Each cell: mean test accuracy ± the half-width of its 95 % confidence interval (Student's t), "
         "and the standard deviation, in percentage points.", "",
         *markdown_table(comparison.summary_columns, comparison.summary_rows), ""]
+    per_class = [] if not comparison.per_class_rows else [
+        f"## Per-class accuracy: {comparison.per_class_method}", "",
+        *markdown_table(comparison.per_class_columns, comparison.per_class_rows), ""]
     lines = [f"# {comparison.title}", "", *markdown_table(comparison.columns, comparison.rows), "",
-             *comparison.notes, "", *summary, f"## Per-class accuracy: {comparison.per_class_method}", "",
-             *markdown_table(comparison.per_class_columns, comparison.per_class_rows), "",
-             *(f"![{p.stem}]({p.name})" for p in plots)]
+             *comparison.notes, "", *summary, *per_class, *(f"![{p.stem}]({p.name})" for p in plots)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -482,18 +492,19 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
         images[out / "accuracy_mean.png"] = _plot_summary(comparison, methods, runs[0].chance,
                                                           out / "accuracy_mean.png")
 
-    table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
-    classes = [row[0] for row in comparison.per_class_rows]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
-    shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    _set_x_labels(ax, labels)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
-    fig.colorbar(shown, ax=ax, label="accuracy")
-    fig.tight_layout()
-    images[out / "per_class.png"] = _figure_array(fig)
-    fig.savefig(out / "per_class.png", dpi=100)
-    plt.close(fig)
+    if comparison.per_class_rows:
+        table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
+        classes = [row[0] for row in comparison.per_class_rows]
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
+        shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        _set_x_labels(ax, labels)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
+        ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
+        fig.colorbar(shown, ax=ax, label="accuracy")
+        fig.tight_layout()
+        images[out / "per_class.png"] = _figure_array(fig)
+        fig.savefig(out / "per_class.png", dpi=100)
+        plt.close(fig)
 
     streams = [m for m in methods if m not in FUSION_METHODS]
     best_stream = [max((r.accuracy[s] for s in streams if s in r.accuracy), default=np.nan) for r in runs]
@@ -563,7 +574,8 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
                    config={"runs": [str(r.path) for r in runs], "per_class_method": comparison.per_class_method}
                    ) as tracker:
         tracker.log_table("comparison", comparison.columns, comparison.rows)
-        tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
+        if comparison.per_class_rows:
+            tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
         if comparison.summary_rows:
             tracker.log_table("mean", comparison.summary_columns,
                               [[str(c) if isinstance(c, Interval) else c for c in row] for row in comparison.summary_rows])
@@ -576,7 +588,8 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line's options (exits with a usage message on a bad one, as argparse does)."""
     parser = argparse.ArgumentParser(prog="python -m twostream.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="*", type=Path, help="run output folders (with results.json)")
+    parser.add_argument("runs", nargs="*", type=Path,
+                        help="run output folders (with results.json), or runs.json files (a table's recorded runs)")
     parser.add_argument("--study", help="an Optuna storage: a journal file path or an RDB URL")
     parser.add_argument("--study-name", help="the study in --study (needed when it holds several)")
     parser.add_argument("--out", type=Path, required=True, help="folder for comparison.md and the PNGs")
@@ -600,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.study:
         name, objective, runs, others = load_study(args.study, args.study_name)
     else:
-        name, runs, others, objective = "comparison", [load_run(p) for p in args.runs], [], None
+        runs = [run for p in args.runs for run in (load_runs_file(p) if p.is_file() else [load_run(p)])]
+        name, others, objective = "comparison", [], None
     md_path = compare(runs, args.out, title=args.title or name, others=others,
                       per_class_method=args.per_class_method, objective=objective,
                       tracking_mode=args.tracking_mode, mean=args.mean)

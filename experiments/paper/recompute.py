@@ -97,7 +97,7 @@ def extract(folder: Path, experiment: str, test_videos: int) -> dict:
             if f"{correct / test_videos:.1%}" != values[method]:
                 raise SystemExit(f"{folder}: {values[method]} is no count of {test_videos} test videos")
             accuracy[method] = correct / test_videos
-        cell = ", ".join(f"{c}={values[c]}" for c in settings if c != "seed")
+        cell = ", ".join(values[c] for c in settings if c != "seed")  # values only: a label holds no '/'
         runs.append({"label": values["run"], "cell": cell, "overrides": [f"+experiment={experiment}"] + [
             f"{keys[c]}={values[c]}" for c in settings], "seed": int(values["seed"]), "accuracy": accuracy})
     labels = [r["label"] for r in runs]
