@@ -113,3 +113,5 @@ def paper(session: nox.Session) -> None:
         session.run("python", "-m", "twostream.compare", *map(str, jobs), "--mean", "--out", out, "--title", table,
                     env=env)
         session.run("python", "experiments/paper/findings.py", table, *map(str, jobs), "--out", out)
+    # each table's runs.json (its per-run results, committed) from the comparison.md just written
+    session.run("python", "experiments/paper/recompute.py", "--extract")

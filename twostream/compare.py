@@ -2,10 +2,13 @@
 
     python -m twostream.compare outputs/run_a outputs/run_b --out comparison/
     python -m twostream.compare --study multirun/sweep_temporal/optuna.journal --out comparison/
+    python -m twostream.compare experiments/paper/table2/runs.json --mean --out comparison/
 
 A run is an output folder of ``python -m twostream`` (``results.json``, ``scores/*.npz`` and
 ``.hydra/config.yaml``); a study is an Optuna storage written by the sweeper (a journal file or
-an RDB URL), whose trials name their output folders. Written into ``--out``:
+an RDB URL), whose trials name their output folders. A ``runs.json`` (a table's recorded runs, e.g.
+experiments/paper/table2/runs.json) stands for the runs it lists: their accuracies and overrides,
+without score files, so without the per-class table and plot. Written into ``--out``:
 
 - ``comparison.md``: one row per run (its differing settings, or the trial's parameters, and the
   accuracy of every stream and fusion method), then per-class accuracy of one method;
@@ -61,6 +64,7 @@ class RunResult:
     trial: int | None = None
     objective: float | None = None
     test_videos: frozenset[str] | None = None  # the ids its test score files hold
+    recorded_in: Path | None = None  # the runs.json it was read from (no score files, no per-class table)
 
 
 @dataclass
@@ -311,13 +315,73 @@ class Comparison:
     labels: list[str]  # one short label per run (a trial number, or its differing settings)
     columns: list[str]
     rows: list[list[Any]]
-    per_class_method: str
+    per_class_method: str | None  # None: no per-class table (runs read from a runs.json)
     per_class_columns: list[str]
     per_class_rows: list[list[Any]]
     notes: list[str]
     # with --mean: one row per group of repeated runs (setting, runs, an Interval per method)
     summary_columns: list[str] = field(default_factory=list)
     summary_rows: list[list[Any]] = field(default_factory=list)
+
+
+def _described(runs: Sequence[RunResult]) -> tuple[list[RunResult], list[str]]:
+    """The runs and the keys that tell them apart: a study's searched parameters, else the differing
+    settings, or the differing overrides where they tell the runs apart the same way."""
+    if runs[0].trial is not None:
+        return list(runs), sorted({k for r in runs for k in r.settings})
+    keys = differing_settings(runs)
+    return by_overrides(runs, keys) or (list(runs), keys)
+
+
+def _mean_rows(runs: Sequence[RunResult], keys: Sequence[str], experiment_of: dict[Path, str]
+               ) -> tuple[list[str], list[list[Any]]]:
+    """The ``--mean`` summary's columns and rows: one row per group of repeated runs (its setting, n,
+    an :class:`Interval` per method); ``experiment_of`` is each run's full setting (:func:`_experiment`)."""
+    names, methods = short_names(keys), methods_of(runs)
+    varied = [k for k in keys if k not in REPLICATE_SETTINGS]
+    rows = []
+    for group in summary_groups(runs, keys).values():
+        # a run made again with the same settings is one run, not a repeat (its numbers are the same)
+        group = list({experiment_of[r.path]: r for r in reversed(group)}.values())[::-1]
+        setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
+        rows.append([setting or "all", len(group),
+                     *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
+                       else None for m in methods)])
+    return [", ".join(names[k] for k in varied) or "runs", "n", *methods], rows
+
+
+def mean_table(runs: Sequence[RunResult]) -> list[str]:
+    """The Markdown table of comparison.md's mean section (``--mean``), computed the same way, for run
+    folders (:func:`load_run`) or recorded runs (:func:`load_runs_file`)."""
+    experiment_of = {r.path: _experiment(r) for r in runs}
+    return markdown_table(*_mean_rows(*_described(runs), experiment_of))
+
+
+# A table's per-run results when its run folders were not kept (experiments/paper/<table>/runs.json):
+# its title, chance level, test-set size, and per run its label, overrides, seed and accuracy per method.
+RUNS_FILE = "runs.json"
+
+
+def load_runs_file(path: str | Path) -> list[RunResult]:
+    """The runs a ``runs.json`` records, as run results with no per-class scores: each run's settings
+    are its overrides, and its path is ``<file>:<label>`` (labels are unique within a file)."""
+    path = Path(path)
+    try:
+        recorded = json.loads(path.read_text())
+        if any("/" in run["label"] for run in recorded["runs"]):
+            raise ValueError("a run label holds '/'")
+        runs = [RunResult(path.parent / f"{path.name}:{run['label']}", dict(run["accuracy"]),
+                          float(recorded["chance"]), [], {},
+                          settings=dict(o.partition("=")[::2] for o in run["overrides"]),
+                          overrides=dict(o.partition("=")[::2] for o in run["overrides"]), recorded_in=path)
+                for run in recorded["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a readable {RUNS_FILE} ({error!r}); "
+                         "it holds {{title, chance, test_videos, runs: [{{label, overrides, seed, accuracy}}]}}") from error
+    labels = [r.path.name for r in runs]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"{path}: run labels repeat ({sorted({x for x in labels if labels.count(x) > 1})})")
+    return runs
 
 
 def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[OtherTrial] = (),
@@ -339,9 +403,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
     is_study = runs[0].trial is not None
     experiment_of = {r.path: _experiment(r) for r in runs}  # before the settings are cut down to labels
     twins, test_warnings = identical_runs(runs), test_set_warnings(runs)
-    keys = sorted({k for r in runs for k in r.settings}) if is_study else differing_settings(runs)
-    if not is_study:
-        runs, keys = by_overrides(runs, keys) or (runs, keys)
+    runs, keys = _described(runs)
     names = short_names(keys)
     methods = methods_of(runs)
     head = (["trial", objective or "objective"] if is_study else ["run"]) + [names[k] for k in keys]
@@ -350,17 +412,7 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         first = [run.trial, run.objective] if is_study else [run.path.name]
         rows.append(first + [_setting_text(run.settings.get(k)) for k in keys]
                     + [run.accuracy.get(m) for m in methods])
-    summary_columns, summary_rows = [], []
-    if mean:
-        varied = [k for k in keys if k not in REPLICATE_SETTINGS]
-        summary_columns = [", ".join(names[k] for k in varied) or "runs", "n", *methods]
-        for group in summary_groups(runs, keys).values():
-            # a run made again with the same settings is one run, not a repeat (its numbers are the same)
-            group = list({experiment_of[r.path]: r for r in reversed(group)}.values())[::-1]
-            setting = ", ".join(f"{names[k]}={_setting_text(group[0].settings.get(k))}" for k in varied)
-            summary_rows.append([setting or "all", len(group),
-                                 *(Interval.of([r.accuracy[m] for r in group]) if all(m in r.accuracy for r in group)
-                                   else None for m in methods)])
+    summary_columns, summary_rows = _mean_rows(runs, keys, experiment_of) if mean else ([], [])
     notes = [f"{len(runs)} runs; chance = {_percent(runs[0].chance)}.", *test_warnings]
     notes += [f"Runs {', '.join(r.path.name for r in group)} are identical in every setting (seed included): "
               f"one run made {len(group)} times, not repeats" + (" (counted once in the mean)." if mean else ".")
@@ -369,13 +421,16 @@ def build_comparison(runs: Sequence[RunResult], title: str, others: Sequence[Oth
         notes.append("Trials without results: " + "; ".join(
             f"#{t.number} {t.state} (" + ", ".join(f"{names.get(k, k)}={_setting_text(v)}" for k, v in t.params.items()) + ")"
             for t in others) + ".")
+    labels = unique_labels([run_label(r, keys, names) for r in runs], runs)
+    if per_class_method is None and all(r.recorded_in is not None for r in runs):
+        notes.append(f"No per-class table: these runs are read from {RUNS_FILE} files, which hold no scores.")
+        return Comparison(title, labels, head + methods, rows, None, [], [], notes, summary_columns, summary_rows)
     objective_method = (objective or "").rpartition(".")[2]  # val_accuracy.temporal -> temporal
     method = per_class_method or (objective_method if objective_method in methods else None) or next(
         (m for m in reversed(methods) if all(m in r.per_class for r in runs)), None)
     if method is None or not all(method in r.per_class for r in runs):
         raise ValueError(f"per-class accuracy of {method!r} is not available for every run "
                          "(it needs the runs' scores/<method>_test.npz)")
-    labels = unique_labels([run_label(r, keys, names) for r in runs], runs)
     per_class_rows = [[c, *(float(r.per_class[method][i]) for r in runs)] for i, c in enumerate(runs[0].classes)]
     return Comparison(title, labels, head + methods, rows, method, ["class", *labels], per_class_rows, notes,
                       summary_columns, summary_rows)
@@ -388,10 +443,11 @@ def write_markdown(comparison: Comparison, path: Path, plots: Sequence[Path]) ->
         "Each cell: mean test accuracy ± the half-width of its 95 % confidence interval (Student's t), "
         "and the standard deviation, in percentage points.", "",
         *markdown_table(comparison.summary_columns, comparison.summary_rows), ""]
+    per_class = [] if not comparison.per_class_rows else [
+        f"## Per-class accuracy: {comparison.per_class_method}", "",
+        *markdown_table(comparison.per_class_columns, comparison.per_class_rows), ""]
     lines = [f"# {comparison.title}", "", *markdown_table(comparison.columns, comparison.rows), "",
-             *comparison.notes, "", *summary, f"## Per-class accuracy: {comparison.per_class_method}", "",
-             *markdown_table(comparison.per_class_columns, comparison.per_class_rows), "",
-             *(f"![{p.stem}]({p.name})" for p in plots)]
+             *comparison.notes, "", *summary, *per_class, *(f"![{p.stem}]({p.name})" for p in plots)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -436,18 +492,19 @@ def plot_comparison(runs: Sequence[RunResult], comparison: Comparison, out: Path
         images[out / "accuracy_mean.png"] = _plot_summary(comparison, methods, runs[0].chance,
                                                           out / "accuracy_mean.png")
 
-    table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
-    classes = [row[0] for row in comparison.per_class_rows]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
-    shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    _set_x_labels(ax, labels)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
-    fig.colorbar(shown, ax=ax, label="accuracy")
-    fig.tight_layout()
-    images[out / "per_class.png"] = _figure_array(fig)
-    fig.savefig(out / "per_class.png", dpi=100)
-    plt.close(fig)
+    if comparison.per_class_rows:
+        table = np.array([row[1:] for row in comparison.per_class_rows], dtype=float)
+        classes = [row[0] for row in comparison.per_class_rows]
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 3), max(3.0, 0.3 * len(classes) + 1.5)))
+        shown = ax.imshow(table, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        _set_x_labels(ax, labels)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
+        ax.set_title(f"per-class accuracy: {comparison.per_class_method}")
+        fig.colorbar(shown, ax=ax, label="accuracy")
+        fig.tight_layout()
+        images[out / "per_class.png"] = _figure_array(fig)
+        fig.savefig(out / "per_class.png", dpi=100)
+        plt.close(fig)
 
     streams = [m for m in methods if m not in FUSION_METHODS]
     best_stream = [max((r.accuracy[s] for s in streams if s in r.accuracy), default=np.nan) for r in runs]
@@ -517,7 +574,8 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
                    config={"runs": [str(r.path) for r in runs], "per_class_method": comparison.per_class_method}
                    ) as tracker:
         tracker.log_table("comparison", comparison.columns, comparison.rows)
-        tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
+        if comparison.per_class_rows:
+            tracker.log_table("per_class_accuracy", comparison.per_class_columns, comparison.per_class_rows)
         if comparison.summary_rows:
             tracker.log_table("mean", comparison.summary_columns,
                               [[str(c) if isinstance(c, Interval) else c for c in row] for row in comparison.summary_rows])
@@ -530,7 +588,8 @@ def compare(runs: Sequence[RunResult], out: Path, *, title: str, others: Sequenc
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line's options (exits with a usage message on a bad one, as argparse does)."""
     parser = argparse.ArgumentParser(prog="python -m twostream.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="*", type=Path, help="run output folders (with results.json)")
+    parser.add_argument("runs", nargs="*", type=Path,
+                        help="run output folders (with results.json), or runs.json files (a table's recorded runs)")
     parser.add_argument("--study", help="an Optuna storage: a journal file path or an RDB URL")
     parser.add_argument("--study-name", help="the study in --study (needed when it holds several)")
     parser.add_argument("--out", type=Path, required=True, help="folder for comparison.md and the PNGs")
@@ -554,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.study:
         name, objective, runs, others = load_study(args.study, args.study_name)
     else:
-        name, runs, others, objective = "comparison", [load_run(p) for p in args.runs], [], None
+        runs = [run for p in args.runs for run in (load_runs_file(p) if p.is_file() else [load_run(p)])]
+        name, others, objective = "comparison", [], None
     md_path = compare(runs, args.out, title=args.title or name, others=others,
                       per_class_method=args.per_class_method, objective=objective,
                       tracking_mode=args.tracking_mode, mean=args.mean)
