@@ -75,7 +75,7 @@ def test_every_replicate_draws_the_extra_set_from_a_fresh_seed_of_its_own():
     assert 1 in seeds_used_before() and 3019 in seeds_used_before()  # the check sees the earlier draws
 
 
-@pytest.mark.slow  # composes 10 jobs: ~40 s on the loaded 2 cores
+@pytest.mark.slow  # composes 12 jobs: ~15 s on 2 cores (85 under a load of 20)
 def test_the_confirmatory_configs_compose_to_the_planned_cells_and_replicates():
     jobs = sweep_jobs("confirm_multitask")
     assert len(jobs) == 4 * 20
@@ -117,7 +117,7 @@ def trunk(run: Path) -> dict:
     return {k: v for k, v in state.items() if k.startswith("trunk.") and "running_" not in k and v.is_floating_point()}
 
 
-@pytest.mark.slow  # three tiny runs: ~1 minute on the loaded 2 cores
+@pytest.mark.slow  # three tiny runs: ~1.5 minutes on 2 cores (10 under a load of 20)
 def test_the_fine_tuning_cell_starts_from_its_replicates_pre_trained_net_at_a_tiny_size(tmp_path):
     tiny = [f"dataset.generator.{k}={v}" for k, v in TINY_SYNTHETIC.items()] + ["streams.temporal.epochs=1"]
     # pre-trained from another random start than the cells' (seed 1, theirs 0), so that the two are told apart
