@@ -58,6 +58,31 @@ def test_resnet18_temporal_net_from_rgb_weights_file(tmp_path):
     assert net(torch.zeros(2, 10, 112, 112)).shape == (2, 12)
 
 
+def test_a_temporal_net_fine_tunes_from_a_temporal_nets_weights_as_they_are(tmp_path):
+    """The multi-task study's fine-tuning row: a temporal net pre-trained on another dataset starts the
+    target's with every trunk weight, its first conv's flow filters included (no cross-modality mean);
+    its head is new. Weights for another input size are refused, naming both."""
+    torch.manual_seed(0)
+    pretrained = build_model(model_cfg(), in_channels=20, classes_per_task=[12], input_size=64, dropout=0.5,
+                             is_flow=True)
+    path = tmp_path / "temporal.pt"
+    torch.save({"model": pretrained.state_dict()}, path)
+    torch.manual_seed(1)
+    tuned = build_model(model_cfg(pretrained=str(path)), in_channels=20, classes_per_task=[5], input_size=64,
+                        dropout=0.5, is_flow=True)
+    for name, weight in pretrained.trunk.state_dict().items():
+        torch.testing.assert_close(tuned.trunk.state_dict()[name], weight, msg=name)
+    assert first_conv(tuned)[2].weight.shape == (8, 20, 7, 7) and tuned.heads[0].out_features == 5
+    # the random draws are the same as a net built from RGB weights or none: the head's initial weights
+    torch.manual_seed(1)
+    scratch = build_model(model_cfg(), in_channels=20, classes_per_task=[5], input_size=64, dropout=0.5, is_flow=True)
+    torch.testing.assert_close(tuned.heads[0].weight, scratch.heads[0].weight)
+    with pytest.raises(ValueError, match="takes 20 input channels.*needs RGB weights \\(3\\) or weights for its own "
+                                         "input \\(10"):
+        build_model(model_cfg(pretrained=str(path)), in_channels=10, classes_per_task=[5], input_size=64,
+                    dropout=0.5, is_flow=True)
+
+
 def test_pretrained_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such weights file"):
         build_model(model_cfg(pretrained=str(tmp_path / "missing.pth")), in_channels=3, classes_per_task=[2],

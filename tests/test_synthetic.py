@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream.data.synthetic import generate_synthetic
+from twostream.data.synthetic import SyntheticParams, _draw_clip, _object_track, generate_synthetic
 
 APPEARANCES = ("Checker", "Stripes", "Dots")
 MOTIONS = ("Slide", "Shuttle", "Accelerate", "Spin")
@@ -406,3 +406,108 @@ def test_processes_generating_one_folder_at_once_all_succeed(small_root: Path, t
     assert made == sorted(p.relative_to(small_root) for p in all_videos(small_root, SMALL_PARAMS))
     assert all((root / p).read_bytes() == (small_root / p).read_bytes() for p in made)
     assert not [p for p in root.rglob("*") if ".tmp" in p.name]
+
+
+OTHER_PARAMS: dict[str, Any] = {**MOTION_PARAMS, "appearances": ["Sectors", "Grid", "Halves"],
+                                "motions": ["Circle", "Zigzag", "Pulse", "Wobble"]}
+
+
+@pytest.fixture(scope="module")
+def other_motions_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_synthetic(tmp_path_factory.mktemp("other_motions"), **OTHER_PARAMS)
+
+
+def other_clips(root: Path, motion: str) -> list[Path]:
+    return [video_path(root, a + motion, g, c) for a in OTHER_PARAMS["appearances"]
+            for g in range(1, OTHER_PARAMS["groups_per_class"] + 1) for c in range(1, OTHER_PARAMS["clips_per_group"] + 1)]
+
+
+def signed_changes(values: np.ndarray, floor: float) -> int:
+    """Sign changes of ``values``, ignoring those within ``floor`` of 0."""
+    signs = np.sign(values[np.abs(values) > floor])
+    return int(np.count_nonzero(signs[1:] != signs[:-1]))
+
+
+def about_centroid(flow: np.ndarray) -> tuple[float, float, float] | None:
+    """Over the moving pixels: mean outward flow (px/frame), mean angular velocity (deg/frame) about their
+    centroid, and the median flow's length (translation); None where too few pixels move."""
+    ys, xs = np.nonzero(np.linalg.norm(flow, axis=2) > 0.3)
+    if len(xs) < 10:
+        return None
+    vec = flow[ys, xs]
+    rx, ry = xs - xs.mean(), ys - ys.mean()
+    outward = np.mean((rx * vec[:, 0] + ry * vec[:, 1]) / (np.hypot(rx, ry) + 1))
+    curl = np.degrees(np.mean((rx * vec[:, 1] - ry * vec[:, 0]) / (rx**2 + ry**2 + 1)))
+    return float(outward), float(curl), float(np.linalg.norm(np.median(vec, axis=0)))
+
+
+def test_the_other_motions_move_as_named_in_the_videos(other_motions_root: Path) -> None:
+    """Measured with Farneback flow on the written videos: Circle's direction turns steadily;
+    Pulse's flow points out then in (no translation); Wobble's curl reverses (Spin's never does)."""
+    for path in other_clips(other_motions_root, "Circle"):
+        medians = np.array([moving_median(f) for f in object_flows(read_frames(path))])
+        turns = np.degrees(np.angle(np.exp(1j * np.diff(np.arctan2(medians[:, 1], medians[:, 0])))))
+        # one turn in 12-16 frames: 22-30 degrees a frame (a border mirrors the path, and its sense, at
+        # times); Slide's and Shuttle's median turn is a few degrees
+        assert 15 < np.median(np.abs(turns)) < 40, (path, turns)
+    for motion, (outward_min, curl_min) in {"Pulse": (0.15, 0.0), "Wobble": (0.0, 1.5)}.items():
+        for path in other_clips(other_motions_root, motion):
+            outward, curl, shift = np.array([m for f in object_flows(read_frames(path))
+                                             if (m := about_centroid(f)) is not None]).T
+            assert np.median(shift) < 0.5, (path, "in place")
+            if motion == "Pulse":  # a period of 6-8 frames: out and in at least twice in 15 fields
+                assert np.abs(outward).mean() > outward_min and signed_changes(outward, 0.2) >= 2, (path, outward)
+            else:
+                assert np.abs(curl).mean() > curl_min and signed_changes(curl, 0.2) >= 2, (path, curl)
+
+
+def test_the_other_motions_tracks(other_motions_root: Path) -> None:
+    """The ground-truth tracks, frame by frame: Zigzag keeps its speed and turns by 90 degrees, never
+    reversing; Circle keeps its speed and turns by 360 / period degrees a frame; Pulse's scale stays in
+    [1 - depth, 1] and reaches both; Wobble's angle moves at Spin's angular speed and reverses."""
+    p = SyntheticParams(**{**OTHER_PARAMS, "num_frames": 64})
+    for clip in range(20):
+        for motion in OTHER_PARAMS["motions"]:
+            draws = _draw_clip(p, motion, np.random.default_rng([7, clip]))
+            offset, angle, scale = _object_track(p, motion, draws)
+            velocity = np.diff(offset, axis=0)
+            if motion in ("Circle", "Zigzag"):
+                speed = np.linalg.norm(velocity, axis=1)
+                heading = np.degrees(np.arctan2(velocity[:, 1], velocity[:, 0]))
+                turns = np.abs((np.diff(heading) + 180) % 360 - 180)
+                assert np.all(angle == draws.angle) and np.all(scale == 1)
+            if motion == "Circle":
+                assert speed == pytest.approx(np.full_like(speed, draws.speed * np.sinc(1 / draws.period)), rel=1e-9)
+                assert turns == pytest.approx(np.full_like(turns, 360 / abs(draws.period)))
+            elif motion == "Zigzag":
+                # each frame wholly on one side moves at the speed; a frame that crosses a switch is shorter
+                assert speed.max() == pytest.approx(draws.speed) and speed.min() > draws.speed / np.sqrt(2) - 1e-9
+                assert turns.max() <= 90 + 1e-6 and turns.max() > 60
+                assert np.all(np.abs(velocity @ [np.cos(draws.direction), np.sin(draws.direction)])
+                              == pytest.approx(draws.speed / np.sqrt(2)))  # always forwards along the axis
+            elif motion == "Pulse":
+                assert np.all(offset == 0) and np.all(angle == draws.angle)
+                assert scale.max() == pytest.approx(1, abs=0.05) and scale.min() == pytest.approx(1 - draws.speed, abs=0.05)
+                assert 0.3 <= draws.speed <= 0.6
+            else:
+                assert np.all(offset == 0) and np.all(scale == 1)
+                spin = np.diff(angle)
+                assert np.abs(spin).max() == pytest.approx(abs(draws.speed))
+                assert signed_changes(spin, 1e-9) >= 64 // 8 and abs(angle - draws.angle).max() <= abs(draws.speed) * 2
+
+
+def test_every_default_motion_keeps_its_track_unchanged() -> None:
+    """The default motions' tracks as written before the other motions existed (an independent
+    computation): every dataset generated before keeps its bytes."""
+    p = SyntheticParams(**MOTION_PARAMS)
+    t = np.arange(p.num_frames, dtype=np.float64)
+    for clip in range(5):
+        for motion in MOTIONS:
+            d = _draw_clip(p, motion, np.random.default_rng([7, clip]))
+            axis = np.array([np.cos(d.direction), np.sin(d.direction)])
+            along = {"Slide": d.speed * t, "Accelerate": 0.5 * d.speed / t[-1] * t**2, "Spin": 0 * t,
+                     "Shuttle": d.speed * (np.abs((t + (d.phase or 0)) % (d.period or 1) - (d.period or 1) / 2)
+                                           - (d.period or 1) / 4)}[motion]
+            offset, angle, scale = _object_track(p, motion, d)
+            assert np.array_equal(offset, along[:, None] * axis) and np.all(scale == 1.0), motion
+            assert np.array_equal(angle, d.angle + (d.speed * t if motion == "Spin" else 0 * t)), motion

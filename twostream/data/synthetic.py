@@ -17,6 +17,19 @@ one of:
 * ``Accelerate``: speed grows linearly from 0, so a single flow field overlaps Slide's speeds.
 * ``Spin``: rotation in place about the centre.
 
+Four more motions, which no default class has, make classes that are new actions rather than the
+default ones on other textures (a second dataset whose classes are other motions, as the paper's
+UCF-101 classes added to HMDB-51): ``OTHER_MOTIONS``.
+
+* ``Circle``: round a small circle at constant speed (one turn in twice a Shuttle period): the
+  direction of one flow field turns from field to field.
+* ``Zigzag``: constant speed along an axis at 45 degrees to it, switching side every half period:
+  the flow turns by 90 degrees, where Shuttle's reverses.
+* ``Pulse``: in place, the disc shrinks and grows back (a triangle wave of its scale): the flow
+  points outwards, then inwards.
+* ``Wobble``: in place, rotation back and forth at Spin's angular speed (a triangle wave of its
+  angle): the curl reverses every half period.
+
 The disc is kept inside the frame by reflecting its path at the borders. Its unfolded start is
 uniform over a whole reflection period, which makes its position in every frame uniformly
 distributed for every class: position carries no class information.
@@ -48,6 +61,11 @@ FORMAT_VERSION = 1
 # The default appearances and motions (the embedded dataset's 12 classes).
 APPEARANCES = ("Checker", "Stripes", "Dots")
 MOTIONS = ("Slide", "Shuttle", "Accelerate", "Spin")
+# Motions that no default class has: the classes of a dataset of new actions (conf/dataset/
+# synthetic_other_motions.yaml, the multi-task study's extra set).
+OTHER_MOTIONS = ("Circle", "Zigzag", "Pulse", "Wobble")
+# Pulse's depth: the fraction of its diameter the disc loses at its smallest, uniform in this range.
+_PULSE_DEPTH = (0.3, 0.6)
 # RGB colour pairs of each texture: saturated, so that appearance stands out from the grey background.
 # The last three appear in no default class: a dataset made of them looks different from the default
 # one (e.g. pre-training data, or a second task), while every texture still shows rotation.
@@ -88,11 +106,12 @@ class SyntheticParams:
         speed_range: [min, max] object speed in px/frame of Slide and Shuttle; Accelerate ends at a
             speed uniform in [max, 2 * max].
         spin_range: [min, max] Spin angular speed in degrees/frame (random sign).
-        shuttle_period_range: [min, max] Shuttle period (there and back) in frames.
+        shuttle_period_range: [min, max] Shuttle period (there and back) in frames; also Zigzag's, Pulse's
+            and Wobble's, and half of Circle's (one turn).
         background_blur: Gaussian sigma in px of the low-pass noise background (texture scale).
         jpeg_quality: MJPG quality, 1..100.
         appearances: the textures (keys of ``TEXTURE_COLOURS``), in class order.
-        motions: the motions (of ``MOTIONS``), in class order; the classes are every appearance
+        motions: the motions (of ``MOTIONS`` and ``OTHER_MOTIONS``), in class order; the classes are every appearance
             with every motion, appearance-major (:meth:`classes`).
         texture_colours: None (each texture in its own colours, ``TEXTURE_COLOURS``) or two RGB
             colours that every texture is drawn in, so that only its pattern tells it apart.
@@ -228,7 +247,7 @@ def _generate_once(root: Path, p: SyntheticParams, classes: tuple[str, ...],
 
 
 def _validate(p: SyntheticParams) -> None:
-    for key, available in (("appearances", tuple(TEXTURE_COLOURS)), ("motions", MOTIONS)):
+    for key, available in (("appearances", tuple(TEXTURE_COLOURS)), ("motions", MOTIONS + OTHER_MOTIONS)):
         names = getattr(p, key)
         unknown = [n for n in names if n not in available]
         if not names or unknown or len(set(names)) != len(names):
@@ -335,8 +354,10 @@ class ClipDraws:
         pan_speed: the camera pan's speed, px/frame.
         direction: the axis of the object's own motion, radians.
         angle: the object's initial rotation, degrees.
-        speed: px/frame of Slide and Shuttle, final px/frame of Accelerate, signed deg/frame of Spin.
-        period, phase: Shuttle's period and phase in frames (None for the other motions).
+        speed: px/frame of Slide, Shuttle, Circle and Zigzag, final px/frame of Accelerate, signed
+            deg/frame of Spin and Wobble, Pulse's depth (the fraction of the diameter lost at its smallest).
+        period, phase: the period and phase in frames of Shuttle, Circle, Zigzag, Pulse and Wobble (None
+            for the other motions); Circle's period is one turn, its sign the sense of the turn.
         start: the object's unfolded start (x, y) in px, over a whole reflection period.
     """
 
@@ -371,29 +392,73 @@ def _draw_clip(p: SyntheticParams, motion: str, rng: np.random.Generator) -> Cli
         speed = rng.uniform(speed_lo, speed_hi)
     elif motion == "Accelerate":
         speed = rng.uniform(speed_hi, 2 * speed_hi)
-    else:
+    elif motion == "Spin":
         speed = rng.choice((-1.0, 1.0)) * rng.uniform(*p.spin_range)
+    else:  # OTHER_MOTIONS, drawn after every default motion's draws so that those stay as they were
+        period = rng.uniform(*p.shuttle_period_range)
+        phase = rng.uniform(0, period)
+        if motion == "Circle":
+            period *= 2 * rng.choice((-1.0, 1.0))
+            speed = rng.uniform(speed_lo, speed_hi)
+        elif motion == "Zigzag":
+            speed = rng.uniform(speed_lo, speed_hi)
+        elif motion == "Pulse":
+            speed = rng.uniform(*_PULSE_DEPTH)
+        else:  # Wobble
+            speed = rng.choice((-1.0, 1.0)) * rng.uniform(*p.spin_range)
     room = np.array([p.width - p.object_size, p.height - p.object_size], dtype=np.float64)
     start = rng.uniform(0, 2 * room)
     return ClipDraws(pan_direction, pan_speed, direction, angle, speed, period, phase, start)
 
 
-def _object_track(p: SyntheticParams, motion: str, draws: ClipDraws) -> tuple[np.ndarray, np.ndarray]:
-    """Object displacement relative to the scene (T x 2, px) and rotation angle (T, degrees) per frame."""
+def _triangle(t: np.ndarray, period: float, phase: float) -> np.ndarray:
+    """Triangle wave of slope +-1 and mean 0: reverses every half period."""
+    return np.abs((t + phase) % period - period / 2) - period / 4
+
+
+def _object_track(p: SyntheticParams, motion: str, draws: ClipDraws
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object displacement relative to the scene (T x 2, px), rotation angle (T, degrees) and scale
+    (T, 1 = the disc's size) per frame."""
     t = np.arange(p.num_frames, dtype=np.float64)
     angle = np.full_like(t, draws.angle)
+    scale = np.ones_like(t)
+    along = np.zeros_like(t)
+    axis = _unit(draws.direction)
     if motion == "Slide":
         along = draws.speed * t
     elif motion == "Shuttle":
-        period = draws.period
-        # Triangle wave of slope +-1: constant speed, reversing every half period.
-        along = draws.speed * (np.abs((t + draws.phase) % period - period / 2) - period / 4)
+        # constant speed, reversing every half period
+        along = draws.speed * _triangle(t, draws.period, draws.phase)
     elif motion == "Accelerate":
         along = 0.5 * draws.speed / t[-1] * t**2
-    else:
-        along = np.zeros_like(t)
+    elif motion == "Spin":
         angle += draws.speed * t
-    return along[:, None] * _unit(draws.direction), angle
+    elif motion == "Circle":
+        # the signed period turns the velocity by 2 pi / period a frame; radius = speed / angular speed
+        omega = 2 * math.pi / draws.period
+        turn = omega * (t + draws.phase)
+        radius = draws.speed / abs(omega)
+        circle = radius * np.stack([np.cos(turn) - math.cos(omega * draws.phase),
+                                    np.sin(turn) - math.sin(omega * draws.phase)], axis=1)
+        return circle @ _rotation(draws.direction).T, angle, scale
+    elif motion == "Zigzag":
+        # as fast along the axis as across it, the crossing reversing every half period
+        side = _unit(draws.direction + math.pi / 2)
+        offset = draws.speed / math.sqrt(2) * (t[:, None] * axis + _triangle(t, draws.period, draws.phase)[:, None] * side)
+        return offset, angle, scale
+    elif motion == "Pulse":
+        # the scale falls to 1 - depth and back, linearly: half a period each way
+        scale = 1 - draws.speed * (0.5 - 2 * _triangle(t, draws.period, draws.phase) / draws.period)
+    else:  # Wobble: Spin's angular speed, reversing every half period
+        angle += draws.speed * _triangle(t, draws.period, draws.phase)
+    return along[:, None] * axis, angle, scale
+
+
+def _rotation(angle: float) -> np.ndarray:
+    """The 2 x 2 matrix rotating a vector by ``angle`` radians."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s], [s, c]])
 
 
 def _render_clip(
@@ -405,7 +470,7 @@ def _render_clip(
 
     # Scene content moves by +pan px/frame in the image; centring at mid-clip halves the margin needed.
     scene_shift = (t[:, None] - t[-1] / 2) * draws.pan
-    offset, angle = _object_track(p, motion, draws)
+    offset, angle, scale = _object_track(p, motion, draws)
     # Object centre on screen: scene motion plus own motion, reflected into the frame. The unfolded start
     # is uniform over a full reflection period, so each frame's position is uniform for every class.
     room = np.array([w - size, h - size], dtype=np.float64)
@@ -420,7 +485,7 @@ def _render_clip(
         to_frame = np.float64([[1, 0, scene_shift[i, 0] - m], [0, 1, scene_shift[i, 1] - m]])
         bg = cv2.warpAffine(background, to_frame, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
         # Rotate the sprite about its own centre, then place that centre at the object centre.
-        rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(angle[i]), 1.0)
+        rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), float(angle[i]), float(scale[i]))
         rot[:, 2] += centre[i] - (size - 1) / 2 - 0.5
         obj = cv2.warpAffine(sprite, rot, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
         a = cv2.warpAffine(alpha, rot, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)

@@ -1,7 +1,8 @@
 """Stream networks: a trunk (CNN-M-2048 or a torchvision backbone) and one linear head per task.
 
 A temporal net built from RGB weights gets its first conv by cross-modality initialisation:
-the RGB filters averaged over the colour channels and repeated over the 2L flow channels.
+the RGB filters averaged over the colour channels and repeated over the 2L flow channels. One built
+from a temporal net's weights (pre-trained on another dataset, then fine-tuned) takes them as they are.
 """
 
 from collections.abc import Sequence
@@ -117,27 +118,54 @@ def _load_trunk_weights(trunk: nn.Module, state: dict[str, torch.Tensor], spec: 
     trunk.load_state_dict({k: state[k] for k in own})
 
 
-def build_trunk(model_cfg: Any, in_channels: int, *, input_size: int, dropout: float, is_flow: bool
-                ) -> tuple[nn.Module, int]:
-    """The trunk named by ``model_cfg.arch`` and its feature size; RGB weights if ``model_cfg.pretrained``."""
-    channels = 3 if model_cfg.pretrained else in_channels
+def _new_trunk(model_cfg: Any, channels: int, *, input_size: int, dropout: float, is_flow: bool
+               ) -> tuple[nn.Module, int]:
+    """A randomly initialised trunk named by ``model_cfg.arch`` for ``channels`` inputs, and its feature size."""
     if model_cfg.arch == "cnn_m_2048":
         # The paper drops conv2's LRN in the temporal net.
         trunk: nn.Module = CNNM2048(channels, input_size=input_size, conv_widths=list(model_cfg.conv_widths),
                                     fc_widths=list(model_cfg.fc_widths), dropout=dropout,
                                     conv2_lrn=not is_flow, norm=model_cfg.norm)
-        feature_dim = trunk.out_features
-    elif model_cfg.arch in TORCHVISION_ARCHS:
+        return trunk, trunk.out_features
+    if model_cfg.arch in TORCHVISION_ARCHS:
         backbone = torchvision.models.get_model(model_cfg.arch, weights=None)
         feature_dim = backbone.fc.in_features
         backbone.fc = nn.Identity()
-        trunk = backbone
-    else:
-        raise ValueError(f"unknown model.arch {model_cfg.arch!r}; available: cnn_m_2048, "
-                         f"{', '.join(TORCHVISION_ARCHS)}")
+        return backbone, feature_dim
+    raise ValueError(f"unknown model.arch {model_cfg.arch!r}; available: cnn_m_2048, "
+                     f"{', '.join(TORCHVISION_ARCHS)}")
+
+
+def _weights_channels(state: dict[str, torch.Tensor], model_cfg: Any, in_channels: int, spec: str, **kwargs: Any
+                      ) -> int:
+    """The input channels of the first conv in ``state``: 3 (RGB weights, cross-modality initialised for
+    flow) or ``in_channels`` (weights of a net of this stream's input, e.g. a temporal net pre-trained on
+    another dataset). The trunk is laid out on the meta device, which draws no random numbers."""
+    with torch.device("meta"):
+        layout, _ = _new_trunk(model_cfg, in_channels, **kwargs)
+    name = next(n for n, m in layout.named_modules() if isinstance(m, nn.Conv2d))
+    weight = state.get(f"{name}.weight")
+    channels = 3 if weight is None else weight.shape[1]  # a missing layer is named by the loader
+    if channels not in (3, in_channels):
+        raise ValueError(f"model.pretrained={spec}: its first layer takes {channels} input channels; this "
+                         f"stream needs RGB weights (3) or weights for its own input ({in_channels}: a temporal "
+                         "net pre-trained with the same L and bi-directional setting)")
+    return channels
+
+
+def build_trunk(model_cfg: Any, in_channels: int, *, input_size: int, dropout: float, is_flow: bool
+                ) -> tuple[nn.Module, int]:
+    """The trunk named by ``model_cfg.arch`` and its feature size, with ``model_cfg.pretrained``'s weights if
+    set: RGB weights (cross-modality initialised for a flow input), or a net's of the same input."""
+    sizes = {"input_size": input_size, "dropout": dropout, "is_flow": is_flow}
+    state, channels = None, in_channels
     if model_cfg.pretrained:
-        _load_trunk_weights(trunk, load_rgb_weights(model_cfg.pretrained), model_cfg.pretrained)
-        if in_channels != 3:
+        state = load_rgb_weights(model_cfg.pretrained)
+        channels = _weights_channels(state, model_cfg, in_channels, model_cfg.pretrained, **sizes)
+    trunk, feature_dim = _new_trunk(model_cfg, channels, **sizes)
+    if state is not None:
+        _load_trunk_weights(trunk, state, model_cfg.pretrained)
+        if channels != in_channels:
             cross_modality_init(trunk, in_channels)
     if model_cfg.arch in TORCHVISION_ARCHS:
         trunk = nn.Sequential(trunk, nn.Dropout(dropout))  # the paper's dropout before the classifier

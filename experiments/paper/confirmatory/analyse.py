@@ -91,25 +91,31 @@ def by_replicate(runs: list, cell: str, method: str) -> dict[str, float]:
     return replicates
 
 
-def analyse(tables: dict[str, list[Path]]) -> list[Result]:
-    """Every finding of the family on the given multirun folders, with Holm-adjusted tests."""
+def analyse(tables: dict[str, list[Path]], family: dict = FAMILY, equivalence: set[str] = EQUIVALENCE,
+            listed: dict = findings.FINDINGS) -> list[Result]:
+    """Every finding of ``family`` on the given multirun folders, with Holm-adjusted tests over them.
+
+    PLAN.md's family by default; another pre-registered family (PLAN_multitask.md: analyse_multitask.py)
+    passes its own tables, the claims among them tested for ``equivalence``, and its findings (``listed``:
+    paper table -> findings.Finding list), and is corrected over its own findings only.
+    """
     results = []
     for table, folders in tables.items():
-        paper_table, claims = FAMILY[table]
+        paper_table, claims = family[table]
         runs = findings.load_runs(folders)
-        for f in (f for f in findings.FINDINGS[paper_table] if f.claim in claims):
+        for f in (f for f in listed[paper_table] if f.claim in claims):
             a, b = by_replicate(runs, *f.a), by_replicate(runs, *f.b)
             if sorted(a) != sorted(b):
                 raise SystemExit(f"{f.claim}: replicates differ between its cells: {sorted(set(a) ^ set(b))}")
             d = np.array([a[r] - b[r] for r in sorted(a)])
             result = Result(f.claim, d, p=float(stats.ttest_1samp(d, 0.0).pvalue))
-            if f.claim in EQUIVALENCE:
+            if f.claim in equivalence:
                 result.p_tost = tost_p(d, MARGIN)
             results.append(result)
     for r, p in zip(results, holm([r.p for r in results]), strict=True):
         r.p_holm = p
-    equivalence = [r for r in results if r.claim in EQUIVALENCE]
-    for r, p in zip(equivalence, holm([r.p_tost for r in equivalence]), strict=True):
+    small = [r for r in results if r.claim in equivalence]
+    for r, p in zip(small, holm([r.p_tost for r in small]), strict=True):
         r.p_tost_holm = p
     return results
 
