@@ -11,7 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream.cache.extract import ExtractSettings, extract_videos, parse_shard, select_shard, video_flow
+from twostream.cache.extract import (
+    ExtractSettings,
+    extract_videos,
+    log_flow_samples,
+    parse_shard,
+    select_shard,
+    video_flow,
+)
 from twostream.cache.store import COMPLETE, CacheLayout, FlowCache, source_signature
 from twostream.data.splits import Video
 from twostream.errors import StageError
@@ -216,3 +223,27 @@ def test_two_shards_at_once_on_an_empty_path_fill_one_complete_cache(clips, tmp_
         finish(run)
     assert_same_cache(cache_contents(cache), reference)
     assert sorted(p.name for p in cache.parent.iterdir()) == ["c.zarr"]  # the loser's staging root is gone
+
+
+class _Images:
+    """A RunLog that keeps what log_images was given."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.logged: dict[str, list[np.ndarray]] = {}
+
+    def log_images(self, key, images, captions):
+        self.logged[key] = list(images)
+
+
+def test_flow_samples_of_videos_of_different_sizes_keep_their_own_size(tmp_path: Path) -> None:
+    cache = FlowCache(tmp_path / "c.zarr", {"bound": 20.0}, writable=True)
+    rng = np.random.default_rng(1)
+    for name, (h, w) in {"small": (6, 8), "portrait": (14, 10)}.items():
+        frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+        cache.write_video(name, frames, rng.uniform(-3, 3, (2, 2, h, w)).astype(np.float32), source={})
+    run_log = _Images()
+    log_flow_samples(run_log, cache, ["small", "portrait"], count=2)
+    small, portrait = run_log.logged["flow_samples"]
+    assert small.shape == (6, 16, 3) and portrait.shape == (14, 20, 3)  # frame | flow side by side, no padding

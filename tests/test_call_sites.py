@@ -178,13 +178,17 @@ def test_the_training_loop_draws_the_configured_crops_samples_and_scales(tmp_pat
 
 
 class Summaries:
-    """A run log that keeps the summaries (the test stage's accuracies) and ignores the rest."""
+    """A run log that keeps the summaries (the test stage's accuracies) and the artefacts."""
 
     def __init__(self) -> None:
         self.summary: dict[str, float] = {}
+        self.artifacts: dict[str, tuple[str, list[Path]]] = {}
 
     def set_summary(self, metrics) -> None:
         self.summary |= metrics
+
+    def log_artifact(self, paths, name, type) -> None:
+        self.artifacts[name] = (type, list(paths))
 
 
 def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_path, monkeypatch):
@@ -211,6 +215,9 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
         scores = Scores.load(scores_path(tmp_path, "temporal", subset))
         assert scores.video_ids.tolist() == ["v"] and scores.labels.tolist() == [1], subset
         assert f"{subset}/accuracy" in run_log.summary
+    # the stage logs its train and test score files itself, as the run's one artefact
+    logged = [scores_path(tmp_path, "temporal", subset) for subset in ("train", "test")]
+    assert run_log.artifacts == {f"{cfg.name}-temporal-scores": ("scores", logged)}
 
 
 def lrn_after_conv(block: nn.Sequential) -> bool:

@@ -1,5 +1,6 @@
 """Flow estimators' shape/sign contract, their configs, and uint8 quantisation."""
 
+import colorsys
 from pathlib import Path
 
 import cv2
@@ -9,6 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from twostream.cache import cache_fingerprint
 from twostream.flow import ESTIMATORS, dequantize, estimator_kwargs, get_estimator, quantize
+from twostream.flow.viz import flow_to_rgb
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # small, quick settings where a method's defaults are slow (the contract does not depend on them)
@@ -115,3 +117,17 @@ def test_quantisation_clips_and_maps_ends_exactly():
 def test_quantisation_rejects_non_positive_bound():
     with pytest.raises(ValueError, match="bound"):
         quantize(np.zeros(3), 0)
+
+
+def test_flow_colours_follow_the_hsv_wheel() -> None:
+    # Direction -> hue (right = red, down = 90 degrees, ...), magnitude / max -> value.
+    angles = np.deg2rad([0, 90, 180, 270, 45, 0])
+    magnitudes = np.array([2.0, 2.0, 2.0, 2.0, 1.0, 0.0])
+    flow = np.stack([magnitudes * np.cos(angles), magnitudes * np.sin(angles)])[:, None, :].astype(np.float32)
+    image = flow_to_rgb(flow)[0]
+    for pixel, angle, magnitude in zip(image, np.rad2deg(angles), magnitudes, strict=True):
+        expected = np.array(colorsys.hsv_to_rgb(angle / 360, 1.0, magnitude / 2.0)) * 255
+        np.testing.assert_allclose(pixel, expected, atol=3)  # OpenCV's hue has 2-degree steps
+    assert tuple(image[0]) == (255, 0, 0) and tuple(image[-1]) == (0, 0, 0)
+    # A shared scale: half the given maximum is half as bright.
+    assert flow_to_rgb(flow, max_magnitude=4.0)[0, 0, 0] == 128

@@ -1,5 +1,6 @@
-"""The package's layering (docs/architecture.md): each layer imports only layers below it, and no
-two files import each other, directly or through others."""
+"""The package's layering (docs/architecture.md): each layer imports only layers below it, no two
+files import each other, directly or through others, and tracking is a leaf that knows nothing of
+the stages."""
 
 import ast
 from collections import defaultdict
@@ -18,14 +19,17 @@ LAYERS = [
     {"inputs"},
     {"models"},
     {"train", "fusion"},
-    {"tracking"},
     {"sweep"},
     {"checks"},
+    {"tracking"},
     {"pipeline", "predict_viz"},
     {"compare", "predict"},
     {"__main__"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
+# tracking (W&B runs, logged values, provenance) sits above the stages and the checks so that they
+# cannot import it (stages log to a RunLog), and is a leaf: of twostream it imports only these pieces.
+TRACKING_MAY_IMPORT = {"tracking", "errors", "fingerprint", "devices", "runlog", "configs"}
 
 
 def module_name(path: Path) -> str:
@@ -64,6 +68,13 @@ def test_no_import_climbs_or_crosses_a_layer():
                 if layer(module) != layer(target) and layer(module) in LEVEL
                 and LEVEL[layer(target)] >= LEVEL[layer(module)]]
     assert not climbing, "imports against the layering:\n" + "\n".join(sorted(climbing))
+
+
+def test_tracking_imports_nothing_of_the_stages():
+    found = [f"{module} imports {target}" for module, targets in imports().items() if layer(module) == "tracking"
+             for target in targets if target != "twostream" and layer(target) not in TRACKING_MAY_IMPORT]
+    assert not found, "tracking must stay a leaf (stages log their own outputs through the RunLog " \
+                      "they are handed):\n" + "\n".join(sorted(found))
 
 
 def test_no_import_cycle_between_files():

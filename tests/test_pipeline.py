@@ -63,6 +63,13 @@ def test_every_stage_is_an_offline_wandb_run_holding_its_metrics(tiny_run):
     assert [h["epoch"] for h in train_temporal.history if "epoch" in h] == [1, 2]
     assert runs[0].summary["videos_extracted"] == 36
     assert [runs[0].summary[f"flow_samples/{i}"]["_type"] for i in range(4)] == ["image-file"] * 4
+    # what each stage leaves behind, logged by the stage to its own run
+    assert [r.artifact_files for r in runs[1:]] == [
+        {"tiny-spatial-checkpoint": ["spatial.pt"]}, {"tiny-temporal-checkpoint": ["temporal.pt"]},
+        {"tiny-spatial-scores": ["spatial_test.npz", "spatial_train.npz"]},
+        {"tiny-temporal-scores": ["temporal_test.npz", "temporal_train.npz"]},
+        {"tiny-results": ["results.json", "results.md"],
+         "tiny-fusion": ["fusion_average_test.npz", "fusion_svm_test.npz", "svm.pkl"]}]
 
 
 def test_wandb_says_where_the_runs_are_in_one_line(tiny_run):

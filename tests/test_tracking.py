@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ from wandb.proto import wandb_internal_pb2 as pb
 from wandb_offline import find_runs, read_offline_run
 
 from twostream.tracking import start_run
-from twostream.tracking.flowviz import flow_to_rgb
 from twostream.tracking.provenance import fingerprint_id, git_state
 
 
@@ -161,20 +159,6 @@ def test_unknown_mode_is_rejected(tmp_path: Path) -> None:
         start_run(_tracking_cfg("dryrun", tmp_path), stage="test", group="exp5", config={})
 
 
-def test_flow_colours_follow_the_hsv_wheel() -> None:
-    # Direction -> hue (right = red, down = 90 degrees, ...), magnitude / max -> value.
-    angles = np.deg2rad([0, 90, 180, 270, 45, 0])
-    magnitudes = np.array([2.0, 2.0, 2.0, 2.0, 1.0, 0.0])
-    flow = np.stack([magnitudes * np.cos(angles), magnitudes * np.sin(angles)])[:, None, :].astype(np.float32)
-    image = flow_to_rgb(flow)[0]
-    for pixel, angle, magnitude in zip(image, np.rad2deg(angles), magnitudes, strict=True):
-        expected = np.array(colorsys.hsv_to_rgb(angle / 360, 1.0, magnitude / 2.0)) * 255
-        np.testing.assert_allclose(pixel, expected, atol=3)  # OpenCV's hue has 2-degree steps
-    assert tuple(image[0]) == (255, 0, 0) and tuple(image[-1]) == (0, 0, 0)
-    # A shared scale: half the given maximum is half as bright.
-    assert flow_to_rgb(flow, max_magnitude=4.0)[0, 0, 0] == 128
-
-
 def test_logged_images_are_read_back(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), rng.integers(0, 256, (14, 6, 3), dtype=np.uint8)]
@@ -249,30 +233,3 @@ def test_fingerprint_id_ignores_key_order_but_not_values() -> None:
     b = {"bound": 20, "params": {"finest_scale": None, "preset": "fast"}, "estimator": "dis"}
     assert fingerprint_id(a) == fingerprint_id(b)
     assert fingerprint_id(a) != fingerprint_id(a | {"bound": 16})
-
-
-class _Images:
-    """A RunLog that keeps what log_images was given."""
-
-    enabled = True
-
-    def __init__(self) -> None:
-        self.logged: dict[str, list[np.ndarray]] = {}
-
-    def log_images(self, key, images, captions):
-        self.logged[key] = list(images)
-
-
-def test_flow_samples_of_videos_of_different_sizes_keep_their_own_size(tmp_path: Path) -> None:
-    from twostream.cache.store import FlowCache  # noqa: PLC0415
-    from twostream.tracking.flowviz import log_flow_samples  # noqa: PLC0415
-
-    cache = FlowCache(tmp_path / "c.zarr", {"bound": 20.0}, writable=True)
-    rng = np.random.default_rng(1)
-    for name, (h, w) in {"small": (6, 8), "portrait": (14, 10)}.items():
-        frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
-        cache.write_video(name, frames, rng.uniform(-3, 3, (2, 2, h, w)).astype(np.float32), source={})
-    run_log = _Images()
-    log_flow_samples(run_log, cache, ["small", "portrait"], count=2)
-    small, portrait = run_log.logged["flow_samples"]
-    assert small.shape == (6, 16, 3) and portrait.shape == (14, 20, 3)  # frame | flow side by side, no padding

@@ -37,8 +37,8 @@ from twostream.fusion import C_SEARCHES
 from twostream.inputs.stacking import STACKING_MODES
 from twostream.models import TORCHVISION_ARCHS
 from twostream.models.cnn_m import CNNM2048
+from twostream.runlog import TRACKING_MODES
 from twostream.scores import scores_path
-from twostream.tracking import MODES
 from twostream.train.stage import checkpoint_path
 
 STAGES = ("extract", "train", "test", "fuse")
@@ -165,7 +165,7 @@ def check_config(cfg: DictConfig) -> None:
     problems.integer(svm, "cv_folds", "fusion.svm.", low=2)
     problems.integer(svm, "max_iter", "fusion.svm.", low=1)
     problems.need(_is_number(svm.get("tol")) and svm.get("tol") > 0, "fusion.svm.tol", svm.get("tol"), "a number > 0")
-    problems.choice(cfg.tracking, "mode", "tracking.", MODES)
+    problems.choice(cfg.tracking, "mode", "tracking.", TRACKING_MODES)
     problems.integer(cfg.tracking, "flow_samples", "tracking.", low=0)
     problems.raise_if_any("the config cannot run")
 

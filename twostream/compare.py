@@ -37,6 +37,7 @@ from scipy.stats import t as student_t
 from twostream.configs import config_dir
 from twostream.fusion import per_class_accuracy
 from twostream.fusion.stage import FUSION_METHODS
+from twostream.runlog import TRACKING_MODES
 from twostream.scores import Scores, scores_path
 from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, open_storage
 from twostream.tracking import start_run
@@ -599,7 +600,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mean", action="store_true",
                         help="add the mean, standard deviation and 95%% interval of each method over runs that "
                              "differ only in seed or split (e.g. seed=0,1,2 or dataset.split=1,2,3)")
-    parser.add_argument("--tracking-mode", choices=("offline", "online", "disabled"),
+    parser.add_argument("--tracking-mode", choices=TRACKING_MODES,
                         help="W&B mode (default: conf/tracking's)")
     args = parser.parse_args(argv)
     if bool(args.runs) == bool(args.study):

@@ -23,7 +23,6 @@ from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
 from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import runs_note, start_run
-from twostream.tracking.outputs import log_stage_outputs
 from twostream.tracking.provenance import run_provenance
 from twostream.train.distributed import barrier, init_distributed
 from twostream.train.stage import frames_needed, run_test, run_train
@@ -84,7 +83,6 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
                     run_test(cfg, usable, stream, tracker)
                 else:
                     results = run_fuse(cfg, lists, tracker)
-                log_stage_outputs(tracker, cfg, lists, stage, stream)
             if stage != "train":
                 barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)

@@ -2,7 +2,7 @@
 
 A picture has three rows: sampled frames (what the spatial stream sees), their colour-coded forward
 flow (what the temporal stream sees: hue = direction, brightness = magnitude on a fixed scale in
-pixels, ``conf/predict/default.yaml``; :func:`twostream.tracking.flowviz.flow_to_rgb`), and a bar
+pixels, ``conf/predict/default.yaml``; :func:`twostream.flow.viz.flow_to_rgb`), and a bar
 chart of the top classes of each stream and fusion, each class named with its score. Its title says
 the video, its true class when the run's lists hold it, and the doubt, if any (in red). Images keep
 their aspect ratio, portrait or landscape, with no padding. An animation shows frame and flow side by
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.gridspec import SubplotSpec  # noqa: E402
 
-from twostream.tracking.flowviz import flow_to_rgb  # noqa: E402
+from twostream.flow.viz import flow_to_rgb  # noqa: E402
 
 Top = list[tuple[str, float]]  # (class, score), best first
 COLOURS = {"spatial": "tab:blue", "temporal": "tab:orange", "fusion_average": "tab:green", "fusion_svm": "tab:red"}

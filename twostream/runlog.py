@@ -11,6 +11,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# Where a run's record goes (``tracking.mode``): local files, a server, or nowhere. Here, below the
+# stages, so that the config checks can read them without importing the tracker.
+TRACKING_MODES = ("offline", "online", "disabled")
+
 
 class RunLog(Protocol):
     """The record of one stage's run. Every method may be a no-op (tracking disabled)."""

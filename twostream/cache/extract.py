@@ -37,6 +37,7 @@ from twostream.data.splits import SplitLists, Video
 from twostream.data.video import VideoDecodeError, read_frames
 from twostream.errors import StageError
 from twostream.flow import FlowEstimator, batch_pairs, estimator_kwargs, get_estimator
+from twostream.flow.viz import flow_to_rgb
 from twostream.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,7 @@ def extract_videos(videos: Sequence[Video], cache: FlowCache, settings: ExtractS
 
 def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, str]:
     """The extract stage: this shard's videos into the cache; failures listed, fatal only if strict.
+    Logs its counts, failures and ``tracking.flow_samples`` flow pictures to ``run_log``.
     Returns every failed video of the shard (id -> reason), each already named in the log once."""
     videos = select_shard(videos_to_extract(lists), cfg.extract.shard)
     cache = open_cache(cfg, writable=True)
@@ -255,4 +257,28 @@ def run_extract(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str
         run_log.log_table("failures", ["video", "reason"], [[k, v] for k, v in failures.items()])
         if cfg.extract.strict:
             raise StageError(f"{len(failures)} video(s) failed extraction (extract.strict=true); see the log")
+    log_flow_samples(run_log, cache, [v.id for v in lists.train + lists.test], cfg.tracking.flow_samples)
     return failures
+
+
+def log_flow_samples(run_log: RunLog, cache: FlowCache, video_ids: Sequence[str], count: int) -> None:
+    """Log ``count`` videos' middle frame beside its colour-coded flow (videos spread over the list)."""
+    if not run_log.enabled or count <= 0:
+        return
+    cached = set(cache.video_ids())
+    chosen = [v for v in video_ids if v in cached]
+    if not chosen:
+        return
+    chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, min(count, len(chosen))).round().astype(int)]
+    images, captions = [], []
+    for video_id in chosen:
+        # the stored frame (cache.frames may keep a few) nearest the middle that has a flow field
+        stored = cache.frame_indices(video_id)
+        stored = stored[stored < cache.num_flows(video_id)]
+        middle = int(stored[np.abs(stored - cache.num_flows(video_id) // 2).argmin()])
+        flow = cache.read_flow(video_id, middle, 1)[0]
+        frame = cache.read_frames(video_id, middle)[0]
+        images.append(np.concatenate([frame, flow_to_rgb(flow)], axis=1))
+        captions.append(f"{video_id} frame {middle}: RGB | flow (max "
+                        f"{float(np.hypot(flow[0], flow[1]).max()):.1f} px)")
+    run_log.log_images("flow_samples", images, captions)  # one W&B image each, at its video's size

@@ -25,9 +25,9 @@ import numpy as np
 import wandb
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["MODES", "Tracker", "runs_note", "start_run"]
+from twostream.runlog import TRACKING_MODES
 
-MODES = ("offline", "online", "disabled")
+__all__ = ["Tracker", "runs_note", "start_run"]
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -127,8 +127,8 @@ def start_run(
         A `Tracker`, usable as a context manager that finishes the run (exit code 1 on exception).
     """
     mode = tracking_cfg["mode"]
-    if mode not in MODES:
-        raise ValueError(f"tracking.mode must be one of {MODES}, got {mode!r}")
+    if mode not in TRACKING_MODES:
+        raise ValueError(f"tracking.mode must be one of {TRACKING_MODES}, got {mode!r}")
     if mode == "disabled":
         return Tracker(None)
 

@@ -93,7 +93,8 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     ``lists`` holds only videos the run can use (:func:`twostream.cache.usable_lists`).
 
     Every epoch is logged to ``run_log``, then handed to ``on_epoch`` (which may stop training by
-    raising, as a sweep's pruner does).
+    raising, as a sweep's pruner does); at the end, the checkpoint as an artefact
+    (``tracking.log_checkpoints``).
     """
     stream_cfg, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
@@ -121,6 +122,8 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
                  device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
                  settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress,
                  keep_best=cfg.train.keep == "best_val")
+    if cfg.tracking.log_checkpoints:
+        run_log.log_artifact(checkpoint_path(cfg, stream), name=f"{cfg.name}-{stream}-checkpoint", type="model")
 
 
 def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
@@ -146,7 +149,8 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
 
 
 def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
-    """The test stage of one stream: score files for the train, validation (if any) and test videos."""
+    """The test stage of one stream: score files for the train, validation (if any) and test videos;
+    the train and test ones are logged to ``run_log`` as one artefact."""
     _, source, model = stream_parts(cfg, lists, stream)
     state = trained_state(cfg, stream)
     model.load_state_dict(state["model"])
@@ -161,3 +165,5 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
         scores.save(scores_path(cfg.paths.output_dir, stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
         run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
+    run_log.log_artifact([scores_path(cfg.paths.output_dir, stream, subset) for subset in ("train", "test")],
+                         name=f"{cfg.name}-{stream}-scores", type="scores")
