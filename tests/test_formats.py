@@ -94,6 +94,10 @@ def test_a_checkpoint_without_settings_or_from_a_newer_twostream_is_refused_with
     with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: cannot read this checkpoint of format 0 .*"
                                                   r"no training settings.*stage=train train\.runtime\.resume=false"):
         trained_state(cfg, "temporal")
+    without = {k: v for k, v in state.items() if k != "format"} | {"settings": {"stream": {"L": 2}}}
+    torch.save(without, path)  # not a file the train stage ever wrote: refused, not a KeyError
+    with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: cannot read .* it has no 'train'\. Train again"):
+        trained_state(cfg, "temporal")
     torch.save(state | {"format": 2}, path)
     for read in (lambda: trained_state(cfg, "temporal"), lambda: run_train(cfg, LISTS, "temporal", NoLog(), DistInfo())):
         with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: checkpoint format 2 was written by a newer "

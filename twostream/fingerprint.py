@@ -112,9 +112,10 @@ class ArtefactFormat:
                     raise Outdated(f"this twostream reads {self.kind} formats "
                                    f"{min(self.upgrades, default=self.current)} to {self.current}")
                 state = step(state)
-            except Outdated as why:
+            except (Outdated, KeyError) as why:  # KeyError: a part the step needs is missing
+                reason = f"it has no {why}" if isinstance(why, KeyError) else str(why)
                 raise ArtefactFormatError(f"{path}: cannot read this {self.kind} of format {version} (an older "
-                                          f"twostream): {why}. {self.fix[:1].upper()}{self.fix[1:]} to write a "
-                                          "current one.") from None
+                                          f"twostream): {reason}. {self.fix[:1].upper()}{self.fix[1:]} to "
+                                          "write a current one.") from None
             version += 1
         return state
