@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "twostream"
 # Bottom-up, as docs/architecture.md draws it; names on one line are one layer (they do not import each other).
 LAYERS = [
     {"errors"},
-    {"fingerprint", "devices", "runlog", "scores", "configs"},
+    {"fingerprint"},  # what every stored artefact records: its settings and its format version
+    {"devices", "runlog", "scores", "configs"},
     {"report"},  # results.md and the results' W&B tables: logs through a RunLog
     {"data"},
     {"flow"},

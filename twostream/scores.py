@@ -3,8 +3,8 @@
 ``scores/<stream or fusion method>_<train|val|test>.npz`` in a run's output folder: ``video_ids``
 (str, N: the video's path under the video root, no extension), ``labels`` (int64, N, 0-based),
 ``scores`` (float32, N x C: softmax averaged over the test protocol, or a fusion's class scores),
-``classes`` (str, C: class names in label order). Rows are in the split list's video order, the
-same for every stream.
+``classes`` (str, C: class names in label order), ``format`` (int, 0-d: :data:`SCORES_FORMAT`'s
+version). Rows are in the split list's video order, the same for every stream.
 """
 
 from dataclasses import dataclass
@@ -13,6 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from twostream.errors import MissingDataError
+from twostream.fingerprint import ArtefactFormat, Outdated
+
+_ARRAYS = ("video_ids", "labels", "scores", "classes")
+
+
+def _scores_0_to_1(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Format 0 (before score files carried a version) holds the same arrays as format 1."""
+    if missing := [name for name in _ARRAYS if name not in state]:
+        raise Outdated(f"it has no {', '.join(missing)}")
+    return state
+
+
+SCORES_FORMAT = ArtefactFormat("score file", 1, upgrades={0: _scores_0_to_1},
+                               fix="rerun the stage that writes it (stage=test; stage=fuse for fusion_*)")
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -57,14 +71,15 @@ class Scores:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, video_ids=self.video_ids, labels=self.labels, scores=self.scores, classes=self.classes)
+        np.savez(path, **SCORES_FORMAT.stamped({name: getattr(self, name) for name in _ARRAYS}))
 
     @classmethod
     def load(cls, path: Path) -> "Scores":
         if not path.is_file():
             raise MissingDataError(f"{path}: no score file; run the test stage first (stage=test)")
         with np.load(path) as f:
-            return cls(f["video_ids"], f["labels"], f["scores"], f["classes"])
+            state = SCORES_FORMAT.read({name: f[name] for name in f.files}, path)
+        return cls(*(state[name] for name in _ARRAYS))
 
 
 def scores_path(output_dir: str | Path, stream: str, subset: str) -> Path:

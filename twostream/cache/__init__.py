@@ -11,6 +11,7 @@ from twostream.cache.store import COMPLETE, FAILED, CacheLayout, FlowCache, sour
 from twostream.data.catalog import MultiTaskLists
 from twostream.data.splits import SplitLists, Video
 from twostream.errors import StageError
+from twostream.fingerprint import counted
 
 
 def frame_selection(cfg: DictConfig) -> FrameSelection:
@@ -21,12 +22,14 @@ def frame_selection(cfg: DictConfig) -> FrameSelection:
 
 
 def cache_fingerprint(cfg: DictConfig, frames: FrameSelection | None = None) -> dict[str, Any]:
-    """The settings a cached video depends on; a cache made with others is refused. ``frames``
-    overrides the config's frame selection (a private cache that keeps every frame)."""
-    fingerprint = {"estimator": cfg.flow.name, "params": OmegaConf.to_container(cfg.flow.params, resolve=True),
-                   "bound": cfg.cache.bound, "short_side": cfg.dataset.short_side, "backward": cfg.cache.backward,
-                   "flow_codec": codec_fingerprint(cfg.cache.flow_codec),
-                   "frames_codec": codec_fingerprint(cfg.cache.frames_codec)}
+    """The settings a cached video depends on, counted by :func:`twostream.fingerprint.counted`'s
+    rule; a cache made with others is refused. The codecs and the frames kept count as what they
+    change in the stored values. ``frames`` overrides the config's frame selection (a private
+    cache that keeps every frame)."""
+    fingerprint = counted(cfg, {"estimator": "flow.name", "params": "flow.params", "bound": "cache.bound",
+                                "short_side": "dataset.short_side", "backward": "cache.backward"})
+    fingerprint |= {"flow_codec": codec_fingerprint(cfg.cache.flow_codec),
+                    "frames_codec": codec_fingerprint(cfg.cache.frames_codec)}
     kept = (frames or frame_selection(cfg)).fingerprint()
     if kept is not None:  # every frame: recorded as caches made before the setting existed are
         fingerprint["frames"] = kept
@@ -64,7 +67,7 @@ def usable_lists(lists: SplitLists, cache: FlowCache, min_frames: int) -> tuple[
             left_out[video.id] = (f"extraction failed: {attrs.get('reason', '')}" if attrs and attrs.get("status") == FAILED
                                   else "not in the cache for its current file (run stage=extract)")
             return False
-        frames = attrs.get("num_frames") or cache.num_frames(video.id)  # caches before it was recorded
+        frames = attrs["num_frames"]
         if frames < min_frames:
             left_out[video.id] = f"{frames} frames, fewer than the {min_frames} a flow stack of this run needs"
             return False

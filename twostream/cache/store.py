@@ -2,7 +2,7 @@
 
 Layout (documented in docs/formats.md)::
 
-    <cache>.zarr/                      root attrs: {"format": 2, "fingerprint": {...}}
+    <cache>.zarr/                      root attrs: {"format": 3, "fingerprint": {...}}
       videos/<video id>/               group attrs: {"status": "complete" | "failed", "reason": ...,
                                                     "source": {"size": ..., "mtime_ns": ...},
                                                     "settings": <fingerprint>, "versions": {...},
@@ -55,7 +55,10 @@ from twostream.errors import MissingDataError, UserError
 from twostream.fingerprint import differences
 from twostream.flow import dequantize, quantize
 
-FORMAT_VERSION = 2
+# 3: every complete video records num_frames and frame_indices. Format 2 was written by three
+# versions of the extract stage, and is read through _video_attrs_2_to_3.
+FORMAT_VERSION = 3
+OLDEST_FORMAT = 2  # older caches are refused: cache.rebuild=true extracts them again
 COMPLETE, FAILED = "complete", "failed"
 DIRECTIONS = {"fwd": "flow_fwd", "bwd": "flow_bwd"}
 _VERSIONED_PACKAGES = ("torch", "zarr", "numpy", "imagecodecs", "twostream")
@@ -83,6 +86,27 @@ def library_versions() -> dict[str, str | None]:
 
 class CacheMismatchError(UserError, ValueError):
     """The cache on disk was made with other settings than the ones asked for."""
+
+
+def _format_problem(version: Any) -> str | None:
+    """Why a cache of format ``version`` cannot be read, or None when it can."""
+    if isinstance(version, int) and OLDEST_FORMAT <= version <= FORMAT_VERSION:
+        return None
+    made_by = "a newer" if isinstance(version, int) and version > FORMAT_VERSION else "an older"
+    return (f"format: cache has {version!r} ({made_by} twostream), this version reads formats "
+            f"{OLDEST_FORMAT} to {FORMAT_VERSION}")
+
+
+def _video_attrs_2_to_3(attrs: dict[str, Any], video_dir: Path) -> dict[str, Any]:
+    """A format-2 video's attributes as format 3 records them (the cache's one upgrade step).
+
+    Format 2 videos extracted before the cache recorded ``num_frames`` (2026-12-03) or
+    ``frame_indices`` (2026-12-06) kept every frame: their ``frames`` array is the whole video.
+    """
+    if attrs.get("status") != COMPLETE or "frame_indices" in attrs:
+        return attrs
+    stored = json.loads((video_dir / "frames" / "zarr.json").read_text())["shape"][0]
+    return {**attrs, "num_frames": stored, "frame_indices": list(range(stored))}
 
 
 def _group_attrs(directory: Path) -> dict[str, Any] | None:
@@ -147,16 +171,18 @@ class FlowCache:
                 raise MissingDataError(f"no flow cache at {self.path}: run the extract stage first "
                                         "(python -m twostream stage=extract ...)")
             self._create()
-        stored = zarr.open_group(self.path, mode="r").attrs
-        changed = self._differences(dict(stored))
+        stored = dict(zarr.open_group(self.path, mode="r").attrs)
+        changed = self._differences(stored)
+        self.format = stored.get("format")
         if changed and writable and rebuild:
             self._delete()
             self._create()
+            self.format = FORMAT_VERSION
         elif changed:
             frames_hint = "\n"
             if any(line.startswith("frames") for line in changed):
                 frames_hint = (f"\nIt keeps other RGB frames: to read it, run with "
-                               f"{frames_overrides(dict(stored).get('fingerprint', {}).get('frames'))}; or ")
+                               f"{frames_overrides(stored['fingerprint'].get('frames'))}; or ")
             raise CacheMismatchError(
                 f"flow cache {self.path} was made with other settings:\n  " + "\n  ".join(changed)
                 + frames_hint + "use another cache.path, or cache.rebuild=true to delete it and extract again.")
@@ -168,17 +194,15 @@ class FlowCache:
         if not (path / "zarr.json").is_file():
             raise MissingDataError(f"no flow cache at {path}")
         attrs = dict(zarr.open_group(path, mode="r").attrs)
-        if attrs.get("format") != FORMAT_VERSION:
-            raise CacheMismatchError(f"flow cache {path} has format {attrs.get('format')!r} (another "
-                                     f"twostream version); this version reads {FORMAT_VERSION}")
+        if problem := _format_problem(attrs.get("format")):
+            raise CacheMismatchError(f"flow cache {path}: {problem}")
         return cls(path, attrs["fingerprint"], in_memory=in_memory)
 
     # -- creating ----------------------------------------------------------------------------
     def _differences(self, stored: dict[str, Any]) -> list[str]:
-        if stored.get("format") != FORMAT_VERSION:
-            return [f"format: cache has {stored.get('format')!r} (an older twostream), "
-                    f"this version reads {FORMAT_VERSION}"]
-        return differences(stored.get("fingerprint", {}), self.fingerprint, "cache")
+        if problem := _format_problem(stored.get("format")):
+            return [problem]
+        return differences(stored["fingerprint"], self.fingerprint, "cache")
 
     def _create(self) -> None:
         # Build the root aside and rename it into place: when N shard workers start at once on
@@ -240,8 +264,11 @@ class FlowCache:
                 if attrs.get("status") == FAILED}
 
     def attrs(self, video_id: str) -> dict[str, Any] | None:
-        """A processed video's attributes (status, source, settings, library versions), or None."""
-        return _group_attrs(self._video_dir(video_id))
+        """A processed video's attributes (status, source, settings, library versions, and for a
+        complete one ``num_frames`` and ``frame_indices``) as the current format records them, or None."""
+        video_dir = self._video_dir(video_id)
+        attrs = _group_attrs(video_dir)
+        return _video_attrs_2_to_3(attrs, video_dir) if attrs is not None and self.format == 2 else attrs
 
     def status(self, video_id: str, source: Mapping[str, Any]) -> str | None:
         """``"complete"`` or ``"failed"`` if the video was processed from this very source file, else None."""
@@ -250,14 +277,18 @@ class FlowCache:
             return None
         return attrs.get("status")
 
+    def _complete_attrs(self, video_id: str) -> dict[str, Any]:
+        attrs = self.attrs(video_id)
+        if attrs is None or attrs.get("status") != COMPLETE:
+            raise KeyError(f"video {video_id!r} is not completely extracted in {self.path}")
+        return attrs
+
     def _array(self, video_id: str, name: str) -> ShardedArray | np.ndarray:
         # Parsing metadata and the shard index costs more than a read: keep them per video,
         # since a training loop reads the same videos over and over.
         key = (video_id, name)
         if key not in self._arrays:
-            attrs = self.attrs(video_id)
-            if attrs is None or attrs.get("status") != COMPLETE:
-                raise KeyError(f"video {video_id!r} is not completely extracted in {self.path}")
+            self._complete_attrs(video_id)
             array = ShardedArray(self._video_dir(video_id) / name)
             self._arrays[key] = array.read(0, array.shape[0]) if self._in_memory else array
         return self._arrays[key]
@@ -265,11 +296,9 @@ class FlowCache:
     def _frames_stored(self, video_id: str) -> tuple[int, np.ndarray]:
         # Kept per video, as the arrays are: a training loop asks for every sample.
         if video_id not in self._frame_indices:
-            attrs = self.attrs(video_id) or {}
-            indices = attrs.get("frame_indices")  # caches made before it was recorded store every frame
-            indices = (np.arange(self._array(video_id, "frames").shape[0]) if indices is None
-                       else np.asarray(indices, dtype=np.int64))
-            self._frame_indices[video_id] = (int(attrs.get("num_frames") or len(indices)), indices)
+            attrs = self._complete_attrs(video_id)
+            self._frame_indices[video_id] = (int(attrs["num_frames"]),
+                                             np.asarray(attrs["frame_indices"], dtype=np.int64))
         return self._frame_indices[video_id]
 
     def num_frames(self, video_id: str) -> int:

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -14,7 +15,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
+from twostream.fingerprint import ArtefactFormat
+
 log = logging.getLogger(__name__)
+
+
+def _svm_0_to_1(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 0 (before svm.pkl carried a version): files written before 2026-12-04 lack how C was
+    chosen, and before 2026-12-06 the Cs tried; read as no choice recorded."""
+    return {"selection_accuracy": None, "C_tried": [], "C_accuracies": [], **state}
+
+
+SVM_FORMAT = ArtefactFormat("fusion SVM", 1, upgrades={0: _svm_0_to_1}, fix="rerun stage=fuse")
 
 
 def average_fusion(stream_scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -59,17 +71,18 @@ class SvmFusion:
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
-            pickle.dump({"svm": self.svm, "C": self.C, "selection_accuracy": self.selection_accuracy,
-                         "C_tried": self.C_tried, "C_accuracies": self.C_accuracies, "streams": list(streams),
-                         "sklearn_version": sklearn.__version__}, f)
+            pickle.dump(SVM_FORMAT.stamped({"svm": self.svm, "C": self.C, "selection_accuracy": self.selection_accuracy,
+                                            "C_tried": self.C_tried, "C_accuracies": self.C_accuracies,
+                                            "streams": list(streams), "sklearn_version": sklearn.__version__}), f)
 
     @classmethod
     def load(cls, path: Path) -> tuple["SvmFusion", list[str]]:
-        """A model written by :meth:`save`, and its stream order."""
+        """A model written by :meth:`save` (an older format upgraded by :data:`SVM_FORMAT`), and its
+        stream order."""
         with path.open("rb") as f:
-            state = pickle.load(f)
-        return cls(state["svm"], state["C"], state.get("selection_accuracy"), state.get("C_tried", []),
-                   state.get("C_accuracies", [])), state["streams"]
+            state = SVM_FORMAT.read(pickle.load(f), path)
+        return cls(state["svm"], state["C"], state["selection_accuracy"], state["C_tried"],
+                   state["C_accuracies"]), state["streams"]
 
 
 def cv_fold_count(labels: np.ndarray, cv_folds: int) -> int:

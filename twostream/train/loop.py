@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from twostream.data.splits import Video
 from twostream.errors import UserError
-from twostream.fingerprint import differences
+from twostream.fingerprint import ArtefactFormat, Outdated, differences
 from twostream.inputs.datasets import InputSource, RandomPositions
 from twostream.models import StreamNet
 from twostream.train.distributed import DistInfo, gather, reduce_sum
@@ -36,6 +36,27 @@ class TrainingStopped(RuntimeError):
 
 class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint to resume from was made with other settings than the config's."""
+
+
+def _checkpoint_0_to_1(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 0 (before checkpoints carried a version) left ``stream.trainable`` out of the settings
+    when it was ``all`` and ``train.keep`` when it was ``last``: the values checkpoints made before
+    those settings existed were trained and kept with."""
+    if "settings" not in state:
+        raise Outdated("it records no training settings (it was written before 2026-11-28)")
+    settings = state["settings"]
+    return state | {"settings": settings | {"stream": {"trainable": "all", **settings["stream"]},
+                                            "train": {"keep": "last", **settings["train"]}}}
+
+
+CHECKPOINT_FORMAT = ArtefactFormat("checkpoint", 1, upgrades={0: _checkpoint_0_to_1},
+                                   fix="train again over it (stage=train train.runtime.resume=false)")
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint :func:`train_stream` wrote, in the current format: an older one goes through
+    :data:`CHECKPOINT_FORMAT`'s upgrade steps; one too old, or newer than this code, is refused."""
+    return CHECKPOINT_FORMAT.read(torch.load(path, map_location=map_location, weights_only=False), path)
 
 
 @dataclass
@@ -141,7 +162,7 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     optimizer, scheduler = make_optimizer(model, train_cfg, lr, epochs)
     first_epoch, best = 0, None
     if train_cfg.runtime.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device)
         changed = differences(state["settings"], settings, "checkpoint")
         if changed:
             raise CheckpointMismatchError(
@@ -197,10 +218,10 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
             if keep_best and stats.val_accuracy is not None and (best is None or stats.val_accuracy > best["val_accuracy"]):
                 best = {"epoch": epoch + 1, "val_accuracy": stats.val_accuracy,
                         "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1,
-                        "settings": dict(settings), **({"best": best} if keep_best else {})},
-                       checkpoint)
+            torch.save(CHECKPOINT_FORMAT.stamped(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng_states, "epoch": epoch + 1,
+                 "settings": dict(settings), **({"best": best} if keep_best else {})}), checkpoint)
             try:
                 on_epoch(stats)  # may stop training, e.g. a sweep pruning this trial
             except BaseException as error:  # re-raised below, after telling the other processes

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.store import FlowCache
@@ -14,14 +14,14 @@ from twostream.data.catalog import scored_classes, scored_train, task_lists, tra
 from twostream.data.splits import SplitLists
 from twostream.devices import resolve_device
 from twostream.errors import StageError
-from twostream.fingerprint import differences
+from twostream.fingerprint import counted, differences
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
 from twostream.runlog import RunLog
 from twostream.scores import scores_path
 from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos
-from twostream.train.loop import EpochStats, kept_weights, train_stream
+from twostream.train.loop import EpochStats, kept_weights, load_checkpoint, train_stream
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,12 @@ def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
 
 
 def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
-    """What a stream's trained weights depend on: resuming or testing with other values is refused."""
-    train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
-    if train.get("keep") == "last":
-        del train["keep"]  # as checkpoints made before the setting existed, which kept the last epoch
-    stream_settings = OmegaConf.to_container(cfg.streams[stream], resolve=True)
-    if stream_settings.get("trainable") == "all":
-        del stream_settings["trainable"]  # as checkpoints made before the setting existed, which trained all
-    return {"stream": stream_settings,
-            "model": OmegaConf.to_container(cfg.model, resolve=True), "train": train,
-            "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root),
-                        # which training videos were held out for validation (None: none)
-                        "validation": OmegaConf.to_container(cfg.dataset, resolve=True).get("validation")},
-            "flow": cache_fingerprint(cfg), "seed": cfg.seed}
+    """What a stream's trained weights depend on, counted by :func:`twostream.fingerprint.counted`'s
+    rule (so ``train.runtime`` does not count): resuming or testing with other values is refused."""
+    return counted(cfg, {"stream": f"streams.{stream}", "model": "model", "train": "train",
+                         # the dataset's videos, and which training videos were held out for validation
+                         "dataset": {key: f"dataset.{key}" for key in ("name", "split", "root", "validation")},
+                         "seed": "seed"}) | {"flow": cache_fingerprint(cfg)}
 
 
 def frames_needed(cfg: DictConfig) -> int:
@@ -133,7 +126,7 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     checkpoint = checkpoint_path(cfg, stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     changed = differences(state["settings"], training_settings(cfg, stream), "checkpoint")
     if changed:
         raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
