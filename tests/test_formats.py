@@ -22,14 +22,9 @@ from twostream.errors import StageError
 from twostream.fingerprint import ArtefactFormatError, counted
 from twostream.fusion import SvmFusion, fit_svm_fusion
 from twostream.scores import Scores
+from twostream.tracking import Tracker  # Tracker(None): a RunLog that records nothing
 from twostream.train.distributed import DistInfo
 from twostream.train.stage import checkpoint_path, run_train, trained_state, training_settings
-
-
-class NoLog:
-    def log(self, metrics) -> None:
-        pass
-
 
 ONE_EPOCH = ("streams.temporal.L=2", "streams.temporal.epochs=1", "train.runtime.validate=false")
 
@@ -37,7 +32,7 @@ ONE_EPOCH = ("streams.temporal.L=2", "streams.temporal.epochs=1", "train.runtime
 def trained(tmp_path: Path, *overrides: str):
     """A config and the temporal checkpoint the train stage wrote for it (one epoch, one video)."""
     cfg = tiny_stream_config(tmp_path, *ONE_EPOCH, *overrides)
-    run_train(cfg, LISTS, "temporal", NoLog(), DistInfo())
+    run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())
     return cfg, checkpoint_path(cfg, "temporal")
 
 
@@ -84,7 +79,7 @@ def test_a_checkpoint_from_before_versions_is_upgraded_to_the_defaults_it_was_ma
     assert recomposed(tmp_path).streams.temporal.trainable == "all"
     with pytest.raises(StageError, match="stream.trainable: checkpoint has 'all', config asks for 'last'"):
         trained_state(recomposed(tmp_path, "streams.temporal.trainable=last"), "temporal")
-    run_train(cfg, LISTS, "temporal", NoLog(), DistInfo())  # resuming it: the same step (nothing left to train)
+    run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())  # resuming it: the same step (nothing left to train)
 
 
 def test_a_checkpoint_without_settings_or_from_a_newer_twostream_is_refused_with_the_fix(tmp_path):
@@ -99,7 +94,7 @@ def test_a_checkpoint_without_settings_or_from_a_newer_twostream_is_refused_with
     with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: cannot read .* it has no 'train'\. Train again"):
         trained_state(cfg, "temporal")
     torch.save(state | {"format": 2}, path)
-    for read in (lambda: trained_state(cfg, "temporal"), lambda: run_train(cfg, LISTS, "temporal", NoLog(), DistInfo())):
+    for read in (lambda: trained_state(cfg, "temporal"), lambda: run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())):
         with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: checkpoint format 2 was written by a newer "
                                                       r"twostream; this one reads formats up to 1"):
             read()
