@@ -11,7 +11,7 @@ import numpy as np
 import sklearn
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 log = logging.getLogger(__name__)
@@ -75,25 +75,30 @@ class SvmFusion:
 def cv_splits(labels: np.ndarray, cv_folds: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """The folds the C search cross-validates over, and how they were drawn; no folds where none serve.
 
-    ``cv_folds`` folds whatever the smallest class (at most one fold per video): stratified where
-    the largest class fills every fold (``StratifiedKFold`` spreads each class over the folds as far
-    as its videos go, so a class of fewer videos than folds is judged in some folds and fitted in
-    the others), shuffled otherwise (``KFold``: every class has fewer videos than folds). No folds
-    (an empty list) where fewer than 2 videos, or where a fold would fit one class only: the SVM
-    then fits the grid's first C without a search. Shrinking the folds to the smallest class, as
-    before, made a single class of one validation video turn the search off (experiments/scale).
+    ``cv_folds`` folds whatever the smallest class (at most one fold per video). Where every class
+    has at least ``cv_folds`` videos, scikit-learn's ``StratifiedKFold`` (shuffled, ``seed``).
+    Otherwise the videos are dealt to the folds round-robin, class after class (classes and the
+    videos within each in a random order): stratified as far as each class's videos go, i.e. a
+    class of k < ``cv_folds`` videos is judged in k different folds, each time with its other
+    videos in the fit, and the folds' sizes differ by at most one (plain shuffled folds put both
+    videos of a 2-video class in one fold more often than not: experiments/scale). No folds (an
+    empty list) for fewer than 2 videos or where a fold would fit one class only: the SVM then
+    fits the grid's first C without a search. Shrinking the folds to the smallest class, as
+    before, turned the search off wherever one class had a single video (experiments/scale).
     """
     counts = np.bincount(labels)
     folds = min(cv_folds, len(labels))
     if folds < 2:
         return [], "none"
-    if counts.max() >= folds:
-        how = "stratified" if counts[counts > 0].min() >= folds else "stratified as far as each class's videos go"
-        with warnings.catch_warnings():  # "the least populated class has only N members": expected, see above
-            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-            splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
+    if counts[counts > 0].min() >= folds:
+        how, splits = "stratified", list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
     else:
-        how, splits = "shuffled", list(KFold(folds, shuffle=True, random_state=seed).split(labels))
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(len(labels)), rng.permutation(len(counts))[labels]))  # by class, shuffled
+        fold_of = np.empty(len(labels), dtype=int)
+        fold_of[order] = np.arange(len(labels)) % folds
+        how = "stratified as far as each class's videos go"
+        splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds)]
     if any(len(np.unique(labels[fit])) < 2 for fit, _ in splits):
         return [], "none"
     return splits, how
