@@ -13,7 +13,14 @@ from sklearn.svm import LinearSVC
 from wandb_offline import read_offline_run
 
 from twostream.data.splits import SplitLists
-from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy, svm_features
+from twostream.fusion import (
+    SvmFusion,
+    average_fusion,
+    cv_splits,
+    fit_svm_fusion,
+    per_class_accuracy,
+    svm_features,
+)
 from twostream.fusion.stage import run_fuse
 from twostream.scores import Scores, scores_path
 from twostream.tracking import start_run
@@ -359,3 +366,51 @@ def test_the_default_tolerance_fits_the_tight_fits_svm_closely(C):
     predicted, reference = default.predict(other_features), tight.predict(other_features)
     assert (predicted == reference).mean() >= 0.95
     assert abs((predicted == other_labels).mean() - (reference == other_labels).mean()) <= 0.02
+
+
+def test_the_C_search_keeps_its_folds_when_a_class_has_fewer_videos_than_folds():
+    """One class of one video, one of two, the rest of six: still 3 folds, every video judged once, the
+    classes that fill every fold stratified (two in each), the small ones judged in as many folds as
+    they have videos; every class of one video: folds of sizes within one; one video, or fits of one
+    class: none."""
+    labels = np.array([0] + [1] * 2 + [k for k in range(2, 6) for _ in range(6)])
+    splits, how = cv_splits(labels, 3, seed=0)
+    assert len(splits) == 3 and how == "stratified as far as each class's videos go"
+    assert sorted(np.concatenate([judge for _, judge in splits])) == list(range(len(labels)))
+    for fit, judge in splits:
+        assert sorted(np.concatenate([fit, judge])) == list(range(len(labels)))
+        assert all(np.sum(labels[judge] == k) == 2 for k in range(2, 6))
+    assert sorted(np.sum(labels[judge] == 1) for _, judge in splits) == [0, 1, 1]
+    assert cv_splits(np.repeat(np.arange(4), 3), 3, seed=0)[1] == "stratified"
+    singles, how = cv_splits(np.arange(7), 3, seed=0)
+    assert sorted(np.concatenate([judge for _, judge in singles])) == list(range(7))
+    assert sorted(len(judge) for _, judge in singles) == [2, 2, 3]
+    twos = np.repeat(np.arange(50), 2)  # every class of two videos: each judged with the other fitted
+    assert all(np.isin(twos[judge], twos[fit]).all() for fit, judge in cv_splits(twos, 3, seed=0)[0])
+    assert cv_splits(np.array([0]), 3, seed=0) == ([], "none")
+    assert cv_splits(np.array([0, 1]), 3, seed=0) == ([], "none")  # each fit would hold one class
+
+
+def test_the_fuse_stage_searches_C_when_a_class_has_a_single_validation_video(tmp_path):
+    """At a tenth of UCF-101's lists one class has a single validation video: the stage still
+    cross-validates over the whole grid on cv_splits' folds (it used to shrink the folds to that class's
+    one and fit the grid's first C without a search)."""
+    rng = np.random.default_rng(7)
+    subsets = {"train": noisy_scores(rng, 8), "val": noisy_scores(rng, 6), "test": noisy_scores(rng, 6)}
+    val_labels, val = subsets["val"]
+    keep = np.flatnonzero(val_labels != 0)
+    keep = np.sort(np.append(keep, np.flatnonzero(val_labels == 0)[0]))  # class 0: one video
+    subsets["val"] = (val_labels[keep], [s[keep] for s in val])
+    val_labels, val = subsets["val"]
+    assert np.bincount(val_labels).min() == 1
+    results = _fuse(tmp_path, subsets, "val", search="full")
+    grid = [0.01, 0.1, 1, 10, 100]
+    selection = results["svm_selection"]
+    assert selection["C_tried"] == grid
+    assert "3-fold cross-validation (stratified as far as each class's videos go)" in selection["how"]
+    features = np.hstack([normalize(s) for s in val])
+    folds = cv_splits(val_labels, 3, seed=0)[0]
+    cv_accuracy = [cross_val_score(LinearSVC(multi_class="crammer_singer", C=C, tol=TOL, max_iter=10000, random_state=0),
+                                   features, val_labels, cv=folds).mean() for C in grid]
+    assert selection["C_accuracies"] == pytest.approx(cv_accuracy)
+    assert results["svm_C"] == grid[int(np.argmax(cv_accuracy))]

@@ -4,6 +4,7 @@ The fast tests check its parts against independent computations on real clips; t
 end to end on two small sizes and reads its table back."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,26 @@ def test_static_and_dynamic_side_by_side_on_real_clips(shared_data, tmp_path):
             if line.startswith("| static") or line.startswith("| dynamic")}
     static_compile, dynamic_compile = float(ways["static"][1]), float(ways["dynamic"][1])
     assert static_compile > 0 and dynamic_compile > 0
+
+
+def test_partial_renders_the_sizes_every_way_finished(shared_data, tmp_path):
+    """A way interrupted after its first size (a static run of many sizes is long) still shows that
+    size beside a finished way's, with its EPE; nothing is run."""
+    args = ["--clips", str(shared_data / "clips"), "--sizes", "40x32", "32x40", "--pairs", "1", "--work", str(tmp_path)]
+    benchmark.main([*args, "--ways", "dynamic", "--partial"])  # writes the clips, renders nothing yet
+    rng = np.random.default_rng(0)
+    flows = {f"clip_{k}": rng.normal(size=(1, 2, h, w)).astype(np.float32) for k, (w, h) in enumerate([(40, 32), (32, 40)])}
+    times = [{"size": s, "total_s": 10.0, "compile_s": 4.0, "pairs": 1} for s in ("40x32", "32x40")]
+    np.savez(tmp_path / "dynamic.npz", **flows)
+    (tmp_path / "dynamic.json").write_text(json.dumps(times))
+    shifted = flows["clip_0"].copy()
+    shifted[:, 0] += 0.5  # 0.5 px off in x
+    np.save(tmp_path / "static_clip_0.npy", shifted)
+    (tmp_path / "static.partial.json").write_text(json.dumps(times[:1]))
+    out = tmp_path / "table.md"
+    benchmark.main([*args, "--ways", "static", "dynamic", "--partial", "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in lines if line.startswith("| 40x32") or line.startswith("| 32x40")] \
+        == ["40x32"]
+    assert "| 40x32 | 4.0 / 10.0 | 4.0 / 10.0 | 0.5000 / 0.500 |" in lines
+    assert not (tmp_path / "static.json").exists()

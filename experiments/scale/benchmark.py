@@ -122,24 +122,42 @@ class StageCost:
     files: int
     bytes: int
     inner: dict[str, float] = field(default_factory=dict)  # "stage X done in Y s" of each job
+    cpu_seconds: float | None = None  # user + system CPU of the stage's processes (both shards), from wait4
+    load: list[float] | None = None  # the 1-minute load average at the stage's start and end
+    commit: str | None = None  # the code that ran it (code_version)
 
 
-def run_processes(commands: list[list[str]], logs: list[Path]) -> tuple[float, float]:
-    """Run ``commands`` at once; (wall seconds, largest peak RSS in MB of any of them). Fails on a non-zero exit."""
+def run_processes(commands: list[list[str]], logs: list[Path]) -> tuple[float, float, float]:
+    """Run ``commands`` at once; (wall seconds, largest peak RSS in MB of any of them, their CPU seconds
+    summed: user + system, children included). Fails on a non-zero exit."""
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", HYDRA_FULL_ERROR="1")
     start = time.perf_counter()
     procs = []
     for command, log in zip(commands, logs, strict=True):
         with log.open("w") as out:
             procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO))
-    peak = 0.0
+    peak = cpu = 0.0
     for proc, log in zip(procs, logs, strict=True):
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         peak = max(peak, usage.ru_maxrss / 1024)  # Linux: KiB
+        cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(proc.args)} failed ({proc.returncode}); see {log}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, peak, cpu
+
+
+CODE = ("twostream", "conf", "experiments/scale/benchmark.py")  # what a stage's cost depends on
+
+
+def code_version() -> str:
+    """The last commit that changed the code a stage runs (``CODE``; commits of documents alone leave it
+    as it is), with "+" when the working tree's code differs from it."""
+    head = subprocess.run(["git", "log", "-1", "--format=%h", "--", *CODE], capture_output=True, text=True,
+                          cwd=REPO).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE],
+                           capture_output=True, text=True, cwd=REPO).stdout
+    return head.strip() + ("+" if dirty.strip() else "")
 
 
 def check_cache(cache_path: Path, list_dir: Path, video_root: Path, frames: int) -> str:
@@ -180,16 +198,18 @@ def run_size(work: Path, name: str, every: int, overrides: list[str], frames: in
             logs = [logs_dir / f"extract_{i}.log" for i in range(2)]
         else:
             commands, logs = [[*base, f"stage={stage}"]], [logs_dir / f"{stage}.log"]
-        seconds, peak = run_processes(commands, logs)
+        load_before = os.getloadavg()[0]
+        seconds, peak, cpu = run_processes(commands, logs)
         files_after, bytes_after = tree_size(here)
         inner = {}
         for log in logs:
             for job, secs in re.findall(r"stage (\S+) done in ([\d.]+) s", log.read_text()):
                 inner[job] = max(inner.get(job, 0.0), float(secs))
-        cost = StageCost(seconds, peak, files_after - files_before, bytes_after - bytes_before, inner)
+        cost = StageCost(seconds, peak, files_after - files_before, bytes_after - bytes_before, inner, cpu,
+                         [load_before, os.getloadavg()[0]], code_version())
         (here / "costs").mkdir(exist_ok=True)
         (here / "costs" / f"{stage}.json").write_text(json.dumps(dataclasses.asdict(cost)))
-        print(f"[{name}] {stage}: {seconds:.1f} s, peak {peak:.0f} MB, +{files_after - files_before} files, "
+        print(f"[{name}] {stage}: {seconds:.1f} s ({cpu:.1f} CPU s, load {load_before:.1f}->{cost.load[1]:.1f}), peak {peak:.0f} MB, +{files_after - files_before} files, "
               f"+{(bytes_after - bytes_before) / 1e6:.1f} MB {inner}", flush=True)
         if stage == "extract":
             caches = list((here / "data" / "cache").glob("*.zarr"))
@@ -209,23 +229,36 @@ def extraction_rates(cache: Path) -> list[float]:
 
 
 def table(results: dict[str, tuple[int, dict[str, StageCost]]]) -> str:
-    """The markdown table: per size and stage, the cost and its growth from the smallest size, for the
-    stage's process (wall) and for the work inside it (the pipeline's own stage timings, summed over
-    streams; the slower shard's for extraction)."""
+    """The markdown table: per size and stage, the cost and its growth from the smallest size: CPU
+    seconds of the stage's processes (both shards' for extraction), the measure linearity is judged
+    on (one thread per process, so the machine's other jobs barely change it, where they stretch
+    the wall seconds); wall seconds of the stage's process; the work inside it (the pipeline's own
+    stage timings, summed over streams; the slower shard's for extraction). Each row says the load
+    average at its start and end and the commit that ran it."""
     results = dict(sorted(results.items(), key=lambda item: item[1][0]))
     n0, base = next(iter(results.values()))
-    rows = ["| size | videos | stage | wall s | growth | in-stage s | growth | videos' growth | peak MB | files "
-            "| MB written |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| size | videos | stage | CPU s | growth | wall s | growth | in-stage s | growth | videos' growth "
+            "| peak MB | files | MB written | load | commit |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+
+    def growth(value: float | None, first: float | None, linear: float, judged: bool) -> str:
+        if value is None or not first:
+            return "-"
+        mark = " **over 1.2x linear**" if judged and value / first > 1.2 * linear else ""
+        return f"{value / first:.2f}x{mark}"
+
     for name, (n, costs) in results.items():
         for stage, cost in costs.items():
             if stage not in base:
                 continue
-            inner, inner0 = sum(cost.inner.values()), sum(base[stage].inner.values())
-            growths = [cost.seconds / base[stage].seconds, inner / inner0 if inner0 else float("nan")]
-            marks = ["" if g <= 1.2 * n / n0 else " **over 1.2x linear**" for g in growths]
-            rows.append(f"| {name} | {n} | {stage} | {cost.seconds:.1f} | {growths[0]:.2f}x{marks[0]} | {inner:.1f} "
-                        f"| {growths[1]:.2f}x{marks[1]} | {n / n0:.2f}x | {cost.peak_mb:.0f} | {cost.files} "
-                        f"| {cost.bytes / 1e6:.1f} |")
+            first = base[stage]
+            inner, inner0 = sum(cost.inner.values()), sum(first.inner.values())
+            cpu = "-" if cost.cpu_seconds is None else f"{cost.cpu_seconds:.1f}"
+            load = "-" if cost.load is None else f"{cost.load[0]:.1f}-{cost.load[1]:.1f}"
+            rows.append(f"| {name} | {n} | {stage} | {cpu} | {growth(cost.cpu_seconds, first.cpu_seconds, n / n0, True)} "
+                        f"| {cost.seconds:.1f} | {growth(cost.seconds, first.seconds, n / n0, False)} | {inner:.1f} "
+                        f"| {growth(inner, inner0, n / n0, False)} | {n / n0:.2f}x | {cost.peak_mb:.0f} | {cost.files} "
+                        f"| {cost.bytes / 1e6:.1f} | {load} | {cost.commit or '-'} |")
     return "\n".join(rows)
 
 
@@ -249,10 +282,10 @@ def main() -> None:
     listed = write_dataset(args.work, args.frames, args.size)
     print(f"{listed} clips listed", flush=True)
     results = {name: run_size(args.work, name, SIZES[name], overrides, args.frames, args.stages) for name in args.sizes}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    commit = code_version()
     rates = {name: extraction_rates(cache) for name in SIZES
              for cache in (args.work / name / "data" / "cache").glob("*.zarr")}
-    text = (f"{platform.node()}, {os.cpu_count()} cores, started {started:%Y-%m-%d %H:%M} UTC, commit {commit.strip()}"
+    text = (f"{platform.node()}, {os.cpu_count()} cores, started {started:%Y-%m-%d %H:%M} UTC, commit {commit}"
             f"\n`{' '.join(sys.argv)}`\n\n{table(results)}\n\nExtraction, videos/s in each quarter "
             f"of the run (as the cache fills): " + "; ".join(f"{name}: {', '.join(f'{r:.1f}' for r in rs)}"
                                                              for name, rs in rates.items()) + "\n")

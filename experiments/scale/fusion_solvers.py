@@ -9,7 +9,10 @@ then the refit) and is judged on 3,000 fresh videos from the same generator (nev
 seconds, chosen C, its CV accuracy, held-out accuracy, the Cs fitted, and the share of held-out
 predictions equal to the first candidate's. ``--compare tol``: scikit-learn's tol=1e-4 against looser
 ones; ``--compare search`` (the default): the full C grid against the ascending search that stops at
-the first C no more accurate (``fusion.svm.C_search``), both at tol=0.1. ``--scores DIR ...`` runs the
+the first C no more accurate (``fusion.svm.C_search``), both at tol=0.1; ``--compare folds``: the C
+search's folds where a class has fewer videos than folds (:func:`cv_splits`, dealt class by class:
+stratified as far as each class goes) against plain shuffled folds and the old rule (folds shrunk to the smallest class,
+no search below 2), with the share of judged videos whose class the fit never saw. ``--scores DIR ...`` runs the
 same on a run's score files (``outputs/scores``) as the fuse stage fits them (``fit_on=val``: on the
 validation videos' scores), judged on the training videos' scores, which the SVM never saw (never the
 test labels). Run from the repository root::
@@ -25,8 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.svm import LinearSVC
 
-from twostream.fusion import fit_svm_fusion
+from twostream.fusion import cv_splits, fit_svm_fusion, svm_features
 from twostream.scores import Scores
 
 CLASSES = 101
@@ -36,7 +42,41 @@ CANDIDATES = {  # name: (liblinear's tol, fusion.svm.C_search)
     "tol": {"today (tol=1e-4)": (1e-4, "full"), "tol=1e-2": (1e-2, "full"),
             "tol=0.1 (liblinear's default)": (0.1, "full")},
     "search": {"full grid (tol=0.1)": (0.1, "full"), "ascending, stop early (tol=0.1)": (0.1, "ascending")},
+    "folds": {"dealt class by class (today)": (0.1, "full"), "shuffled (KFold)": (0.1, "full"),
+              "shrunk to the smallest class (before)": (0.1, "full")},
 }
+
+
+def folds_of(candidate: str, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 3 CV folds each ``--compare folds`` candidate draws (seed 0, as the stage's default seed)."""
+    if candidate.startswith("dealt"):
+        return cv_splits(labels, 3, 0)[0]
+    if candidate.startswith("shuffled"):
+        return list(KFold(3, shuffle=True, random_state=0).split(labels))
+    folds = min(3, int(np.bincount(labels).min()))
+    return [] if folds < 2 else list(StratifiedKFold(folds, shuffle=True, random_state=0).split(labels, labels))
+
+
+def compare_folds(label: str, n: int, scores: Sequence[np.ndarray], labels: np.ndarray,
+                  held_scores: Sequence[np.ndarray], held_labels: np.ndarray) -> None:
+    """One row per fold rule: the full C grid cross-validated on its folds and the refit (the grid's
+    first C, unsearched, where it has no folds), judged on ``held_scores``; "unseen" is the share of
+    the judged videos whose class is absent from their fold's fit."""
+    features, held = svm_features(scores), svm_features(held_scores)
+    base = LinearSVC(multi_class="crammer_singer", tol=0.1, max_iter=10000, random_state=0)
+    for name in CANDIDATES["folds"]:
+        start = time.perf_counter()
+        splits = folds_of(name, labels)
+        accuracies = [np.mean([clone(base).set_params(C=C).fit(features[fit], labels[fit])
+                               .score(features[judge], labels[judge]) for fit, judge in splits]) for C in C_GRID
+                      ] if splits else []
+        C = C_GRID[int(np.argmax(accuracies))] if splits else C_GRID[0]
+        held_accuracy = clone(base).set_params(C=C).fit(features, labels).score(held, held_labels)
+        seconds = time.perf_counter() - start
+        unseen = sum(np.isin(labels[judge], labels[fit], invert=True).sum() for fit, judge in splits) / n
+        cv = f"{max(accuracies):.3f}" if splits else "-"
+        print(f"| {label} | {n} | {name} | {seconds:.1f} | {C:g} | {cv} | {held_accuracy:.3f} | {len(splits)} "
+              f"| {unseen:.3f} |", flush=True)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -86,16 +126,19 @@ def main() -> None:
                         "of synthetic scores: fitted on their validation videos', judged on their training videos'")
     args = parser.parse_args()
     candidates = CANDIDATES[args.compare]
+    run = (lambda label, n, *data: compare_folds(label, n, *data)) if args.compare == "folds" else \
+        (lambda label, n, *data: compare(label, n, candidates, *data))
     # 3-fold CV at 214 videos over 101 classes: scikit-learn's "more classes than half the samples" note
     warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
-    print("| scores | videos | candidate | seconds | C | CV accuracy | held-out accuracy | same predictions "
-          "as the first | Cs fitted |\n|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
+    print("| scores | videos | candidate | seconds | C | CV accuracy | held-out accuracy | "
+          + ("folds | unseen |" if args.compare == "folds" else "same predictions as the first | Cs fitted |")
+          + "\n|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
     for folder in args.scores or []:
         subsets = {subset: [Scores.load(folder / f"{stream}_{subset}.npz") for stream in ("spatial", "temporal")]
                    for subset in ("val", "train")}
         val, train = subsets["val"], subsets["train"]
-        compare(str(folder), len(val[0].labels), candidates, [s.scores for s in val], val[0].labels,
-                [s.scores for s in train], train[0].labels)
+        run(str(folder), len(val[0].labels), [s.scores for s in val], val[0].labels,
+            [s.scores for s in train], train[0].labels)
     for regime in [] if args.scores else args.regimes:
         strength = REGIMES[regime]
         rng = np.random.default_rng(0)
@@ -103,7 +146,7 @@ def main() -> None:
         held_scores, held_labels = videos(rng, 3000, strength, confusions)
         for n in args.videos:
             scores, labels = videos(rng, n, strength, confusions)
-            compare(regime, n, candidates, scores, labels, held_scores, held_labels)
+            run(regime, n, scores, labels, held_scores, held_labels)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,9 @@ def run_way(overrides: list[str], buckets: int, clips_file: Path, out_file: Path
         results.append({"size": f"{width}x{height}", "total_s": time.perf_counter() - start,
                         "compile_s": compiled_s() - before, "pairs": len(flow_out)})
         flows[key] = flow_out
+        # what is done so far, for --partial when the way cannot finish (a static run of many sizes is long)
+        np.save(out_file.with_name(f"{out_file.stem}_{key}.npy"), flow_out)
+        out_file.with_suffix(".partial.json").write_text(json.dumps(results))
     np.savez(out_file.with_suffix(".npz"), **flows)
     out_file.write_text(json.dumps(results))
 
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     parser.add_argument("--work", type=Path, help="keep each way's times and flows here (default: a temporary "
                         "folder); a way already there is not run again, so an interrupted run resumes")
+    parser.add_argument("--partial", action="store_true", help="run nothing: render what the ways in --work "
+                        "have written so far, an interrupted way's finished sizes included (sizes all of them did)")
     parser.add_argument("--_way", help=argparse.SUPPRESS)  # internal: run one way in this process
     parser.add_argument("--_files", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -195,6 +200,16 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"{work} holds a run with other sizes or pairs: give another --work")
         for way in args.ways:
             out = work / f"{way}.json"
+            if args.partial:
+                done = out if out.is_file() else out.with_suffix(".partial.json")
+                if done.is_file():
+                    ways[way] = json.loads(done.read_text())
+                    if done == out:
+                        with np.load(out.with_suffix(".npz")) as saved:
+                            flows[way] = {k: saved[k] for k in saved.files}
+                    else:
+                        flows[way] = {f"clip_{k}": np.load(work / f"{way}_clip_{k}.npy") for k in range(len(ways[way]))}
+                continue
             if not out.is_file():
                 cache_of = WAYS[way][2] or way
                 env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
@@ -207,6 +222,13 @@ def main(argv: list[str] | None = None) -> None:
             ways[way] = json.loads(out.read_text())
             with np.load(out.with_suffix(".npz")) as saved:
                 flows[way] = {k: saved[k] for k in saved.files}
+    if args.partial:  # the sizes every way finished
+        if not ways:
+            print(f"no way has written anything in {work} yet")
+            return
+        common = min(len(v) for v in ways.values())
+        ways = {w: v[:common] for w, v in ways.items()}
+        flows = {w: {f"clip_{k}": f[f"clip_{k}"] for k in range(common)} for w, f in flows.items()}
     result = table(ways, flows)
     print(result)
     if args.out:

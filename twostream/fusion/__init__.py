@@ -85,9 +85,36 @@ class SvmFusion:
                    state["C_accuracies"]), state["streams"]
 
 
-def cv_fold_count(labels: np.ndarray, cv_folds: int) -> int:
-    """The stratified folds the C search uses: ``cv_folds``, or fewer when a class has fewer videos."""
-    return min(cv_folds, int(np.bincount(labels).min()))
+def cv_splits(labels: np.ndarray, cv_folds: int, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """The folds the C search cross-validates over, and how they were drawn; no folds where none serve.
+
+    ``cv_folds`` folds whatever the smallest class (at most one fold per video). Where every class
+    has at least ``cv_folds`` videos, scikit-learn's ``StratifiedKFold`` (shuffled, ``seed``).
+    Otherwise the videos are dealt to the folds round-robin, class after class (classes and the
+    videos within each in a random order): stratified as far as each class's videos go, i.e. a
+    class of k < ``cv_folds`` videos is judged in k different folds, each time with its other
+    videos in the fit, and the folds' sizes differ by at most one (plain shuffled folds put both
+    videos of a 2-video class in one fold more often than not: experiments/scale). No folds (an
+    empty list) for fewer than 2 videos or where a fold would fit one class only: the SVM then
+    fits the grid's first C without a search. Shrinking the folds to the smallest class, as
+    before, turned the search off wherever one class had a single video (experiments/scale).
+    """
+    counts = np.bincount(labels)
+    folds = min(cv_folds, len(labels))
+    if folds < 2:
+        return [], "none"
+    if counts[counts > 0].min() >= folds:
+        how, splits = "stratified", list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
+    else:
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(len(labels)), rng.permutation(len(counts))[labels]))  # by class, shuffled
+        fold_of = np.empty(len(labels), dtype=int)
+        fold_of[order] = np.arange(len(labels)) % folds
+        how = "stratified as far as each class's videos go"
+        splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds)]
+    if any(len(np.unique(labels[fit])) < 2 for fit, _ in splits):
+        return [], "none"
+    return splits, how
 
 
 C_SEARCHES = ("ascending", "full")  # fusion.svm.C_search: stop at the first C that does not improve, or all
@@ -118,8 +145,8 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
 
     With ``held_out`` (other videos' stream scores and labels, e.g. the validation split), each C is
     fitted on ``stream_scores`` and the one most accurate on ``held_out`` is kept; otherwise C is
-    chosen by stratified cross-validation on ``stream_scores`` (with fewer samples per class than
-    ``cv_folds`` the folds shrink to what the data allows; a single-value grid runs no CV). Either
+    chosen by ``cv_folds``-fold cross-validation on ``stream_scores`` (:func:`cv_splits`: stratified
+    where the classes allow; a single-value grid, or too few videos to split, runs no CV). Either
     way the Cs are tried from the smallest up, the smaller C wins a tie, and ``C_search`` says
     whether to try them all (``full``) or to stop at the first C that is no more accurate than the
     best before it (``ascending``: the same C wherever the accuracy is unimodal in C).
@@ -135,7 +162,7 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
         raise ValueError(f"C_search={C_search!r}: one of {C_SEARCHES}")
     features = svm_features(stream_scores)
     base = LinearSVC(multi_class="crammer_singer", tol=tol, max_iter=max_iter, random_state=seed)
-    folds = cv_fold_count(labels, cv_folds)
+    splits = [] if held_out is not None or len(C_grid) == 1 else cv_splits(labels, cv_folds, seed)[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if held_out is not None:
@@ -148,12 +175,10 @@ def fit_svm_fusion(stream_scores: Sequence[np.ndarray], labels: np.ndarray, *, C
 
             best, tried, accuracies = _choose_C(C_grid, held_out_accuracy, C_search)
             fused = SvmFusion(fits[tried[best]], tried[best], accuracies[best], tried, accuracies)
-        elif len(C_grid) == 1 or folds < 2:
+        elif not splits:
             C = float(C_grid[0])
             fused = SvmFusion(base.set_params(C=C).fit(features, labels), C, None, [C], [])
         else:
-            splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels))
-
             def cv_accuracy(C: float) -> float:  # the mean of the folds' accuracies, as GridSearchCV scores
                 return float(np.mean([clone(base).set_params(C=C).fit(features[fit], labels[fit])
                                       .score(features[judge], labels[judge]) for fit, judge in splits]))

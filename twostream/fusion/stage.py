@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.data.splits import SplitLists
 from twostream.errors import StageError
-from twostream.fusion import SvmFusion, average_fusion, cv_fold_count, fit_svm_fusion, per_class_accuracy
+from twostream.fusion import SvmFusion, average_fusion, cv_splits, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, log_results, write_results
 from twostream.runlog import RunLog
 from twostream.scores import (
@@ -75,7 +75,7 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
                   ) -> dict[str, Any] | None:
     """How the SVM's C was chosen, with the accuracy that chose it (a selection figure, not a validation
     accuracy: it is the best of the grid, or measured on the videos the SVM was fitted on), with the Cs
-    fitted to choose it and their accuracies; None when nothing was chosen (a single C, or too few videos per class for cross-validation)."""
+    fitted to choose it and their accuracies; None when nothing was chosen (a single C, or too few videos to cross-validate)."""
     if svm.selection_accuracy is None:
         return None
     grid = len(cfg.fusion.svm.C_grid)
@@ -86,8 +86,8 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
         how = f"{tried} on the {len(loaded['val'][0].labels)} validation videos (fitted on the training videos)"
     else:
         labels = loaded[fitted_on][0].labels
-        folds = cv_fold_count(labels, cfg.fusion.svm.cv_folds)
-        how = (f"{tried} by {folds}-fold cross-validation among the {len(labels)} "
+        splits, drawn = cv_splits(labels, cfg.fusion.svm.cv_folds, cfg.seed)
+        how = (f"{tried} by {len(splits)}-fold cross-validation ({drawn}) among the {len(labels)} "
                f"{'validation' if fitted_on == 'val' else 'training'} videos it was fitted on")
     return {"accuracy": svm.selection_accuracy, "how": how,
             "C_tried": svm.C_tried, "C_accuracies": svm.C_accuracies}
