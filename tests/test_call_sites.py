@@ -23,11 +23,12 @@ from twostream.data.catalog import load_split_lists
 from twostream.data.splits import SplitLists, Video
 from twostream.inputs.datasets import RandomPositions
 from twostream.models import first_conv
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.train import stage
 from twostream.train.evaluate import score_videos
 from twostream.train.loop import train_stream
-from twostream.train.stage import checkpoint_path, stream_parts, training_settings
+from twostream.train.stage import stream_parts, training_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FRAMES, H, W = 8, 72, 72  # 7 flow fields per direction; crops of 64 px
@@ -194,9 +195,9 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
     videos = [Video("v", Path("v.avi"), 1, None)]
     lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
     _, _, model = stream_parts(cfg, lists, "temporal")
-    checkpoint_path(cfg, "temporal").parent.mkdir(parents=True)
+    RunDir(cfg.paths.output_dir).checkpoint("temporal").parent.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal"),
-                "epoch": cfg.streams.temporal.epochs}, checkpoint_path(cfg, "temporal"))
+                "epoch": cfg.streams.temporal.epochs}, RunDir(cfg.paths.output_dir).checkpoint("temporal"))
     calls = []
 
     def recording(*args, **kwargs):
@@ -208,7 +209,7 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
     stage.run_test(cfg, lists, "temporal", run_log)
     assert [(c["num_positions"], c["crops"], c["crop_size"]) for c in calls] == [(4, 10, 64)] * 3
     for subset in ("train", "val", "test"):
-        scores = Scores.load(scores_path(tmp_path, "temporal", subset))
+        scores = Scores.load(RunDir(tmp_path).scores("temporal", subset))
         assert scores.video_ids.tolist() == ["v"] and scores.labels.tolist() == [1], subset
         assert f"{subset}/accuracy" in run_log.summary
 

@@ -15,7 +15,8 @@ from wandb_offline import read_offline_run
 from twostream.data.splits import SplitLists
 from twostream.fusion import SvmFusion, average_fusion, fit_svm_fusion, per_class_accuracy, svm_features
 from twostream.fusion.stage import run_fuse
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.tracking import start_run
 
 DEFAULTS = OmegaConf.load(Path(__file__).parents[1] / "conf" / "fusion" / "default.yaml").svm
@@ -147,7 +148,7 @@ def test_saved_svm_reloads_to_the_same_decisions(tmp_path):
 
 def _write_scores(output_dir: Path, stream: str, subset: str, labels, scores, classes) -> None:
     ids = np.array([f"{classes[label]}/v_{subset}_{i:03d}" for i, label in enumerate(labels)])
-    Scores(ids, labels.astype(np.int64), scores, np.array(classes)).save(scores_path(output_dir, stream, subset))
+    Scores(ids, labels.astype(np.int64), scores, np.array(classes)).save(RunDir(output_dir).scores(stream, subset))
 
 
 def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
@@ -185,9 +186,9 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
         matrix = confusion_matrix(test_labels, scores.argmax(1), labels=range(12))
         assert results["per_class_accuracy"][method] == pytest.approx(list(np.diag(matrix) / matrix.sum(1)))
     for method in ("fusion_average", "fusion_svm"):
-        fused = Scores.load(scores_path(out, method, "test"))
+        fused = Scores.load(RunDir(out).scores(method, "test"))
         np.testing.assert_allclose(fused.scores, expected[method], rtol=1e-5, atol=1e-6)
-        assert list(fused.video_ids) == list(Scores.load(scores_path(out, "spatial", "test")).video_ids)
+        assert list(fused.video_ids) == list(Scores.load(RunDir(out).scores("spatial", "test")).video_ids)
     assert results["accuracy"]["fusion_svm"] > max(results["accuracy"][s] for s in test_scores)
     svm, order = SvmFusion.load(out / "fusion" / "svm.pkl")
     assert order == ["spatial", "temporal", "noise"]

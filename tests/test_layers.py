@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "twostream"
 # Bottom-up, as docs/architecture.md draws it; names on one line are one layer (they do not import each other).
 LAYERS = [
     {"errors"},
-    {"fingerprint", "devices", "runlog", "scores", "configs"},
+    {"fingerprint", "devices", "runlog", "scores", "configs", "rundir"},
     {"report"},  # results.md and the results' W&B tables: logs through a RunLog
     {"data"},
     {"flow"},

@@ -8,7 +8,6 @@ stream, for train and test) is one W&B run in the experiment's group.
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -21,6 +20,7 @@ from twostream.data.catalog import check_lists, run_split_lists
 from twostream.data.splits import SplitLists
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
+from twostream.rundir import RunDir
 from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import runs_note, start_run
 from twostream.tracking.outputs import log_stage_outputs
@@ -52,8 +52,8 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     dist_info = init_distributed(cfg.train.runtime.dist_backend)
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
-    output_dir = Path(cfg.paths.output_dir)
-    lists = run_split_lists(cfg.dataset, output_dir)
+    run_dir = RunDir(cfg.paths.output_dir)
+    lists = run_split_lists(cfg.dataset, run_dir)
     if dist_info.is_main:
         barrier(dist_info)
     log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos listed", cfg.name,
@@ -65,7 +65,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     results, usable, named, runs = None, None, {}, 0
     for stage in stages:
         if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
-            usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main, named=named)
+            usable = _usable_lists(cfg, lists, run_dir, warn=dist_info.is_main, named=named)
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
@@ -95,7 +95,7 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     return results
 
 
-def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bool, named: dict[str, str]
+def _usable_lists(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, warn: bool, named: dict[str, str]
                   ) -> SplitLists:
     """The lists without the videos the run cannot use, named once: here, unless the extract stage of
     this run has just named them (``named``); then the counts the stages will really use."""
@@ -106,12 +106,12 @@ def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bo
         already = len(left_out) - len(reasons)
         text = shortened(reasons, None, shown=3) + ("; and " if reasons and already else "") + (
             f"the {already} that failed extraction above" if already else "")
-        listing = output_dir / "left_out_videos.txt"
+        listing = run_dir.left_out_videos
         shortened(list(every.values()), listing)
         log.warning("%d video(s) are left out of training and testing (all in %s): %s", len(left_out), listing, text)
         log.info("using %d train / %d validation / %d test videos", len(usable.train), len(usable.val),
                  len(usable.test))
     if left_out:  # a class may have lost every video of a set: refuse before training, not in fuse
-        check_lists(usable, f"after leaving out the {len(left_out)} unusable video(s) of {output_dir / 'left_out_videos.txt'}",
+        check_lists(usable, f"after leaving out the {len(left_out)} unusable video(s) of {run_dir.left_out_videos}",
                     cfg.dataset.get("validation"))
     return usable

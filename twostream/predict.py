@@ -46,15 +46,13 @@ from twostream.devices import resolve_device
 from twostream.errors import MissingDataError, StageError, UserError
 from twostream.flow import get_estimator
 from twostream.fusion import SvmFusion, average_fusion
-from twostream.fusion.stage import svm_model_path
 from twostream.inputs.datasets import InputSource
 from twostream.models import StreamNet
 from twostream.predict_viz import Caption, save_animation, save_picture
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.train.evaluate import score_videos
 from twostream.train.stage import frames_needed, input_source, stream_model, trained_state
-
-CONFIG = Path(".hydra") / "config.yaml"
 
 
 @dataclass
@@ -118,7 +116,7 @@ def listed_truths(run: "TrainedRun") -> dict[str, Truth]:
     each video by its path under the dataset's video root without the extension."""
     truths = {}
     for subset in ("train", "val", "test"):
-        path = scores_path(run.run_dir, next(iter(run.weights)), subset)
+        path = RunDir(run.run_dir).scores(next(iter(run.weights)), subset)
         if path.is_file():  # no val file for a run without a validation split
             listed = Scores.load(path)
             truths |= {str(v): Truth(str(listed.classes[label]), subset)
@@ -166,13 +164,13 @@ def predict_settings() -> DictConfig:
 def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
     """The run in ``run_dir`` (an experiment's output folder) with its streams on ``device``
     (None: the run's own ``device`` setting); raises a UserError naming what is missing."""
-    run_dir = Path(run_dir)
-    config = run_dir / CONFIG
+    folder = RunDir(run_dir)
+    config = folder.config
     if not config.is_file():
         raise MissingDataError(f"{config}: no such file; RUN_DIR must be a finished run's output folder "
                                "(e.g. outputs/quickstart), which holds the config the run was composed with")
     cfg = OmegaConf.load(config)
-    cfg.paths.output_dir = str(run_dir)  # Hydra's ${hydra:runtime.output_dir}, which only Hydra resolves
+    cfg.paths.output_dir = str(folder)  # Hydra's ${hydra:runtime.output_dir}, which only Hydra resolves
     if device is not None and (cfg.flow.get("runtime") or {}).get("device") is not None:
         cfg.flow.runtime.device = device  # where flow is computed is runtime, not part of its fingerprint
     try:
@@ -185,14 +183,14 @@ def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
     streams = list(cfg.streams)
     svm, svm_streams = None, []
     if len(streams) > 1:  # one stream is not fused (the fuse stage writes no SVM for it)
-        svm_path = svm_model_path(run_dir)
+        svm_path = folder.svm_model
         if not svm_path.is_file():
             raise MissingDataError(f"{svm_path}: no fitted SVM; this run's fuse stage has not run. Run it "
                                    f"(python -m twostream <the run's overrides> stage=fuse) and predict again")
         svm, svm_streams = SvmFusion.load(svm_path)
-    classes = [str(c) for c in Scores.load(scores_path(run_dir, streams[0], "test")).classes]
+    classes = [str(c) for c in Scores.load(folder.scores(streams[0], "test")).classes]
     weights = {stream: trained_state(cfg, stream)["model"] for stream in streams}
-    return TrainedRun(run_dir, cfg, classes, weights, svm, svm_streams, run_device)
+    return TrainedRun(folder.root, cfg, classes, weights, svm, svm_streams, run_device)
 
 
 def trained_model(run: TrainedRun, stream: str, source: InputSource) -> StreamNet:

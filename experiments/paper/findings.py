@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from scipy.stats import t as student_t
 
 from twostream.compare import Interval
+from twostream.rundir import RunDir
 
 BUILT_IN, TESTED, NEEDS_REAL_DATA = "built in", "tested", "needs real data"
 
@@ -154,8 +155,8 @@ class Run:
 
 def load_runs(folders: list[Path]) -> list[Run]:
     """Each run's job overrides and test accuracies."""
-    return [Run(folder, frozenset(OmegaConf.load(folder / ".hydra" / "overrides.yaml")),
-                json.loads((folder / "results.json").read_text())["accuracy"]) for folder in folders]
+    return [Run(folder, frozenset(OmegaConf.load(RunDir(folder).overrides)),
+                json.loads(RunDir(folder).results_json.read_text())["accuracy"]) for folder in folders]
 
 
 def accuracies(runs: list[Run], cell: str, method: str) -> dict[Path, float]:

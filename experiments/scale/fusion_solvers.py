@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from twostream.fusion import fit_svm_fusion
+from twostream.rundir import RunDir
 from twostream.scores import Scores
 
 CLASSES = 101
@@ -91,7 +92,7 @@ def main() -> None:
     print("| scores | videos | candidate | seconds | C | CV accuracy | held-out accuracy | same predictions "
           "as the first | Cs fitted |\n|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
     for folder in args.scores or []:
-        subsets = {subset: [Scores.load(folder / f"{stream}_{subset}.npz") for stream in ("spatial", "temporal")]
+        subsets = {subset: [Scores.load(RunDir(folder.parent).scores(stream, subset)) for stream in ("spatial", "temporal")]
                    for subset in ("val", "train")}
         val, train = subsets["val"], subsets["train"]
         compare(str(folder), len(val[0].labels), candidates, [s.scores for s in val], val[0].labels,

@@ -9,10 +9,9 @@ from omegaconf import DictConfig
 
 from twostream.cache import open_cache
 from twostream.data.splits import SplitLists
-from twostream.scores import scores_path
+from twostream.rundir import RunDir
 from twostream.tracking import Tracker
 from twostream.tracking.flowviz import log_flow_samples
-from twostream.train.stage import checkpoint_path
 
 
 def log_stage_outputs(tracker: Tracker, cfg: DictConfig, lists: SplitLists, stage: str, stream: str | None) -> None:
@@ -23,7 +22,7 @@ def log_stage_outputs(tracker: Tracker, cfg: DictConfig, lists: SplitLists, stag
         log_flow_samples(tracker, open_cache(cfg), [v.id for v in lists.train + lists.test],
                          cfg.tracking.flow_samples)
     elif stage == "train" and cfg.tracking.log_checkpoints:
-        tracker.log_artifact(checkpoint_path(cfg, stream), name=f"{cfg.name}-{stream}-checkpoint", type="model")
+        tracker.log_artifact(RunDir(cfg.paths.output_dir).checkpoint(stream), name=f"{cfg.name}-{stream}-checkpoint", type="model")
     elif stage == "test":
-        tracker.log_artifact([scores_path(cfg.paths.output_dir, stream, subset) for subset in ("train", "test")],
+        tracker.log_artifact([RunDir(cfg.paths.output_dir).scores(stream, subset) for subset in ("train", "test")],
                              name=f"{cfg.name}-{stream}-scores", type="scores")

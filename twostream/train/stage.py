@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,8 +16,8 @@ from twostream.errors import StageError
 from twostream.fingerprint import differences
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
+from twostream.rundir import RunDir
 from twostream.runlog import RunLog
-from twostream.scores import scores_path
 from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import score_videos
 from twostream.train.loop import EpochStats, kept_weights, train_stream
@@ -58,11 +57,6 @@ def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictC
     torch.manual_seed(cfg.seed)
     return stream_cfg, source, stream_model(cfg, stream_cfg, source,
                                             [len(task.classes) for task in task_lists(lists)])
-
-
-def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
-    """Where the stream's checkpoint is written every epoch."""
-    return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
 
 
 def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
@@ -117,7 +111,7 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
 
     videos, tasks = training_videos(lists)
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
-                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
+                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=RunDir(cfg.paths.output_dir).checkpoint(stream),
                  device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
                  settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress,
                  keep_best=cfg.train.keep == "best_val")
@@ -127,7 +121,7 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     """The stream's checkpoint, refused when it is missing or was trained with other settings than
     ``cfg``'s; one that stopped early is taken with a warning. ``model`` holds the weights
     ``train.keep`` says (the last epoch's, or the best on validation), ``kept_epoch`` their epoch."""
-    checkpoint = checkpoint_path(cfg, stream)
+    checkpoint = RunDir(cfg.paths.output_dir).checkpoint(stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -158,6 +152,6 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
                               num_positions=cfg.test.num_positions, crops=cfg.test.crops,
                               crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
                               device=resolve_device(cfg.device), progress=cfg.progress)
-        scores.save(scores_path(cfg.paths.output_dir, stream, subset))
+        scores.save(RunDir(cfg.paths.output_dir).scores(stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
         run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
