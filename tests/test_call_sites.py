@@ -26,8 +26,9 @@ from twostream.models import first_conv
 from twostream.rundir import RunDir
 from twostream.scores import Scores
 from twostream.train import stage
-from twostream.train.evaluate import score_videos
-from twostream.train.loop import train_stream
+from twostream.train.distributed import DistInfo
+from twostream.train.evaluate import TestProtocol
+from twostream.train.loop import CheckpointMismatchError, train_stream
 from twostream.train.stage import stream_parts, training_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -63,13 +64,19 @@ def pixels(q):
     return np.asarray(q) * 2 * BOUND / 255 - BOUND
 
 
+def tiny_config(tmp_path: Path, *overrides: str):
+    """The default config with a lossless backward-flow cache at ``tmp_path`` and a narrow CNN-M-2048
+    (the paper's LRN kept) on 64 px crops."""
+    return composed(f"cache.path={tmp_path / 'c.zarr'}", "cache.backward=true", "cache.flow_codec.name=zstd",
+                    "cache.flow_codec.level=3", "model.conv_widths=[8,16,16,16,16]", "model.fc_widths=[32,16]",
+                    "model.norm=lrn", "train.crop_size=64", f"paths.output_dir={tmp_path}", *overrides)
+
+
 def tiny_stream_config(tmp_path: Path, *overrides: str, fields: tuple[np.ndarray, np.ndarray] | None = None):
     """The default config with a backward-flow cache at ``tmp_path`` holding video ``v`` with ``fields``
     (forward, backward; default :func:`constant_fields`) in a lossless codec, so values read back
     exactly, and a narrow CNN-M-2048 (the paper's LRN kept) on 64 px crops."""
-    cfg = composed(f"cache.path={tmp_path / 'c.zarr'}", "cache.backward=true", "cache.flow_codec.name=zstd",
-                   "cache.flow_codec.level=3", "model.conv_widths=[8,16,16,16,16]", "model.fc_widths=[32,16]",
-                   "model.norm=lrn", "train.crop_size=64", f"paths.output_dir={tmp_path}", *overrides)
+    cfg = tiny_config(tmp_path, *overrides)
     fwd, bwd = fields or constant_fields()
     frames = np.zeros((FRAMES, H, W, 3), np.uint8)
     open_cache(cfg, writable=True).write_video("v", frames, fwd, bwd, source={"size": 1, "mtime_ns": 0})
@@ -198,16 +205,16 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
     RunDir(cfg.paths.output_dir).checkpoint("temporal").parent.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal"),
                 "epoch": cfg.streams.temporal.epochs}, RunDir(cfg.paths.output_dir).checkpoint("temporal"))
-    calls = []
+    calls, score = [], TestProtocol.score
 
-    def recording(*args, **kwargs):
-        calls.append(kwargs)
-        return score_videos(*args, **kwargs)
+    def recording(protocol, *args):
+        calls.append(protocol)
+        return score(protocol, *args)
 
-    monkeypatch.setattr(stage, "score_videos", recording)
+    monkeypatch.setattr(TestProtocol, "score", recording)
     run_log = Summaries()
     stage.run_test(cfg, lists, "temporal", run_log)
-    assert [(c["num_positions"], c["crops"], c["crop_size"]) for c in calls] == [(4, 10, 64)] * 3
+    assert [(c.num_positions, c.crops, c.crop_size) for c in calls] == [(4, 10, 64)] * 3
     for subset in ("train", "val", "test"):
         scores = Scores.load(RunDir(tmp_path).scores("temporal", subset))
         assert scores.video_ids.tolist() == ["v"] and scores.labels.tolist() == [1], subset
@@ -279,3 +286,31 @@ def test_another_generator_seed_changes_every_random_element_of_every_clip(tmp_p
         assert np.array_equal(background_a, background_b), "the same seed, the same background"
         for name in DRAWS:
             assert np.array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name))), name
+
+
+def test_validation_scores_with_the_test_protocol_cut_to_few_centre_crops_and_testing_checks_settings(
+        tmp_path, monkeypatch):
+    """run_train validates every epoch with the test protocol (its batch size, the training crop size)
+    cut to train.runtime.val_positions positions and the centre crop; the test stage then refuses the
+    checkpoint for a config with other training settings, by the same check as resuming."""
+    overrides = ("test.num_positions=4", "test.crops=10", "test.batch_size=3", "train.runtime.val_positions=2",
+                 "streams.temporal.L=2", "streams.temporal.epochs=1", "train.batch_size=1", "train.samples_per_video=1",
+                 "train.runtime.resume=false")
+    cfg = tiny_stream_config(tmp_path, *overrides)
+    videos = [Video("v", Path("v.avi"), 1, None)]
+    lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
+    calls, score = [], TestProtocol.score
+
+    def recording(protocol, *args):
+        calls.append(protocol)
+        return score(protocol, *args)
+
+    monkeypatch.setattr(TestProtocol, "score", recording)
+    run_log = Summaries()
+    run_log.log = lambda metrics: None
+    stage.run_train(cfg, lists, "temporal", run_log, DistInfo())
+    assert [(c.num_positions, c.crops, c.crop_size, c.batch_size, c.progress) for c in calls] == [(2, 1, 64, 3, False)]
+    other = tiny_config(tmp_path, *overrides, "streams.temporal.dropout=0.7")
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)other settings than the config's.*stream\.dropout.*"
+                                                      r"Run stage=train with these settings first"):
+        stage.run_test(other, lists, "temporal", run_log)

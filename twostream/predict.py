@@ -10,7 +10,7 @@ The run's own stages do the work, so a video gets exactly the scores the test st
   and uint8 quantisation, and the same chunk codec (JPEG by default: a lossy step the stored values
   went through, which is why an in-memory shortcut would not give the same numbers);
 - each stream reads them through its input source (:func:`~twostream.train.stage.input_source`) and
-  is scored with the test protocol (:func:`~twostream.train.evaluate.score_videos`: every position's
+  is scored with the test protocol (:class:`~twostream.train.evaluate.TestProtocol`: every position's
   crops batched, flow computed once per video for all positions);
 - the streams are fused with :func:`~twostream.fusion.average_fusion` and the run's SVM.
 
@@ -51,7 +51,7 @@ from twostream.models import StreamNet
 from twostream.predict_viz import Caption, save_animation, save_picture
 from twostream.rundir import RunDir
 from twostream.scores import Scores
-from twostream.train.evaluate import score_videos
+from twostream.train.evaluate import TestProtocol
 from twostream.train.stage import frames_needed, input_source, stream_model, trained_state
 
 
@@ -269,14 +269,12 @@ def predict(run: TrainedRun, videos: Sequence[Path], *, samples: int = 0, progre
     with ``samples``, that many evenly spaced frames of each video with their flow are kept."""
     check_videos(run, videos)
     cfg = run.cfg
+    protocol = TestProtocol.from_config(cfg, run.device, progress)
     with extracted(run, videos, progress) as (cache, listed):
         scores = {}
         for stream in run.weights:
             source = input_source(cfg.streams[stream], cache)
-            scores[stream] = score_videos(trained_model(run, stream, source), source, listed, run.classes,
-                                          num_positions=cfg.test.num_positions, crops=cfg.test.crops,
-                                          crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                                          device=run.device, progress=progress).scores
+            scores[stream] = protocol.score(trained_model(run, stream, source), source, listed, run.classes).scores
         if run.svm is not None:
             scores["fusion_average"] = average_fusion([scores[s] for s in run.weights])
             scores["fusion_svm"] = run.svm.decision([scores[s] for s in run.svm_streams])

@@ -13,14 +13,13 @@ from twostream.data.catalog import scored_classes, scored_train, task_lists, tra
 from twostream.data.splits import SplitLists
 from twostream.devices import resolve_device
 from twostream.errors import StageError
-from twostream.fingerprint import differences
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
 from twostream.rundir import RunDir
 from twostream.runlog import RunLog
 from twostream.train.distributed import DistInfo
-from twostream.train.evaluate import score_videos
-from twostream.train.loop import EpochStats, kept_weights, train_stream
+from twostream.train.evaluate import TestProtocol
+from twostream.train.loop import EpochStats, kept_weights, refuse_other_settings, train_stream
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +91,11 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
     stream_cfg, source, model = stream_parts(cfg, lists, stream)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
     val_videos = lists.val if cfg.train.runtime.validate else []
+    # The validation videos (held out of training; never the test videos), cheaply.
+    validation = TestProtocol.from_config(cfg, device).validation(cfg.train.runtime.val_positions)
 
     def validate(net: torch.nn.Module) -> float:
-        # The validation videos (held out of training; never the test videos), cheaply: a few
-        # positions, centre crop only.
-        return score_videos(net, source, val_videos, scored_classes(lists), num_positions=cfg.train.runtime.val_positions,
-                            crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                            device=device, progress=False).accuracy
+        return validation.score(net, source, val_videos, scored_classes(lists)).accuracy
 
     def epoch_done(stats: EpochStats) -> None:
         log.info("%s epoch %d: loss %.3f, train accuracy %.3f%s, lr %.2g, %.0f samples/s", stream, stats.epoch,
@@ -125,10 +122,7 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    changed = differences(state["settings"], training_settings(cfg, stream), "checkpoint")
-    if changed:
-        raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
-                         + "\n  ".join(changed) + "\nRun stage=train with these settings first.")
+    refuse_other_settings(checkpoint, state, training_settings(cfg, stream), "Run stage=train with these settings first.")
     if state["epoch"] < cfg.streams[stream].epochs:
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
                     checkpoint, state["epoch"], cfg.streams[stream].epochs)
@@ -145,13 +139,11 @@ def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -
     state = trained_state(cfg, stream)
     model.load_state_dict(state["model"])
     run_log.set_summary({"train_keep": cfg.train.keep, "kept_epoch": state["kept_epoch"]})
+    protocol = TestProtocol.from_config(cfg, resolve_device(cfg.device), cfg.progress)
     for subset, videos in (("train", scored_train(lists)), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
-        scores = score_videos(model, source, videos, scored_classes(lists),
-                              num_positions=cfg.test.num_positions, crops=cfg.test.crops,
-                              crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                              device=resolve_device(cfg.device), progress=cfg.progress)
+        scores = protocol.score(model, source, videos, scored_classes(lists))
         scores.save(RunDir(cfg.paths.output_dir).scores(stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
         run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
