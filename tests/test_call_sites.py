@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from twostream.cache import open_cache
+from twostream.cache import cache_fingerprint, open_cache
 from twostream.data import synthetic
 from twostream.data.catalog import load_split_lists
 from twostream.data.splits import SplitLists, Video
@@ -26,7 +26,6 @@ from twostream.models import first_conv
 from twostream.rundir import RunDir
 from twostream.scores import Scores
 from twostream.train import stage
-from twostream.train.distributed import DistInfo
 from twostream.train.evaluate import TestProtocol
 from twostream.train.loop import CheckpointMismatchError, train_stream
 from twostream.train.stage import stream_parts, training_settings
@@ -83,6 +82,13 @@ def tiny_stream_config(tmp_path: Path, *overrides: str, fields: tuple[np.ndarray
     return cfg
 
 
+def context_of(cfg, lists: SplitLists) -> stage.RunContext:
+    """What the pipeline hands the train and test stages, on the CPU: the cache and test protocol of ``cfg``."""
+    device = torch.device("cpu")
+    return stage.RunContext(lists, open_cache(cfg), RunDir(cfg.paths.output_dir), device,
+                            TestProtocol.from_config(cfg, device, progress=False), cache_fingerprint(cfg))
+
+
 LISTS = SplitLists(classes=["a", "b", "c"], train=[Video("v", Path("v.avi"), 0, None)], test=[])
 
 
@@ -98,7 +104,7 @@ def test_bidirectional_stacks_read_the_window_s_first_half_backwards(tmp_path, s
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=4", "streams.temporal.bidirectional=true",
                              f"streams.temporal.stacking={stacking}",
                              "streams.temporal.mean_subtraction=false")
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     assert source.num_positions("v") == FRAMES - 4, "windows of L+1 frames; the last ends at the last frame"
     for s in range(FRAMES - 4):
         expected = [[bwd_value(s, 0), bwd_value(s, 1)], [bwd_value(s + 1, 0), bwd_value(s + 1, 1)],
@@ -118,7 +124,7 @@ def test_the_stacking_mode_reaches_the_temporal_source(tmp_path, stacking):
     fwd[:, 0], fwd[:, 1] = 140, 100 + np.arange(W, dtype=np.uint8)
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", f"streams.temporal.stacking={stacking}",
                              "streams.temporal.mean_subtraction=false", fields=(fwd, fwd))
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     columns = np.arange(W - 2)  # where the moved point stays inside the frame
     moved = columns + pixels(140) if stacking == "trajectory" else columns
     stack = source.load("v", 0)
@@ -132,7 +138,7 @@ def test_training_samples_flip_flow_by_negating_x_and_reach_every_window(tmp_pat
     """RandomPositions on the temporal source: a mirrored flow crop has its x channels negated
     (y never), and every window, the last included, is drawn."""
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false")
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     data = RandomPositions(source, LISTS.train, crop_size=cfg.train.crop_size, samples_per_video=1)
     torch.manual_seed(0)
     positions, x_signs = set(), set()
@@ -172,7 +178,7 @@ def test_the_training_loop_draws_the_configured_crops_samples_and_scales(tmp_pat
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false",
                              "train.samples_per_video=3", "train.batch_size=2", "train.runtime.resume=false",
                              f"train.multiscale={[multiscale] if multiscale else 'null'}", fields=(fwd, fwd))
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     model = InputRecorder()
     train_stream(model, source, LISTS.train, train_cfg=cfg.train, lr=0.0, epochs=1,
                  checkpoint=tmp_path / "r.pt", device=torch.device("cpu"), seed=0,
@@ -201,9 +207,9 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
     cfg = tiny_stream_config(tmp_path, "test.num_positions=4", "test.crops=10", "streams.temporal.L=2")
     videos = [Video("v", Path("v.avi"), 1, None)]
     lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
-    _, _, model = stream_parts(cfg, lists, "temporal")
+    _, _, model = stream_parts(cfg, open_cache(cfg), lists, "temporal")
     RunDir(cfg.paths.output_dir).checkpoint("temporal").parent.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal"),
+    torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal", cache_fingerprint(cfg)),
                 "epoch": cfg.streams.temporal.epochs}, RunDir(cfg.paths.output_dir).checkpoint("temporal"))
     calls, score = [], TestProtocol.score
 
@@ -213,7 +219,7 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
 
     monkeypatch.setattr(TestProtocol, "score", recording)
     run_log = Summaries()
-    stage.run_test(cfg, lists, "temporal", run_log)
+    stage.run_test(cfg, context_of(cfg, lists), "temporal", run_log)
     assert [(c.num_positions, c.crops, c.crop_size) for c in calls] == [(4, 10, 64)] * 3
     for subset in ("train", "val", "test"):
         scores = Scores.load(RunDir(tmp_path).scores("temporal", subset))
@@ -232,7 +238,7 @@ def test_both_streams_built_from_a_config_get_their_own_architecture_options(tmp
     of the task's classes."""
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=6",
                              "streams.spatial.dropout=0.3", "streams.temporal.dropout=0.8")
-    nets = {stream: stream_parts(cfg, LISTS, stream)[2] for stream in ("spatial", "temporal")}
+    nets = {stream: stream_parts(cfg, open_cache(cfg), LISTS, stream)[2] for stream in ("spatial", "temporal")}
     for stream, channels, conv2_lrn, dropout in (("spatial", 3, True, 0.3), ("temporal", 12, False, 0.8)):
         net = nets[stream]
         assert first_conv(net)[2].in_channels == channels, stream
@@ -308,9 +314,9 @@ def test_validation_scores_with_the_test_protocol_cut_to_few_centre_crops_and_te
     monkeypatch.setattr(TestProtocol, "score", recording)
     run_log = Summaries()
     run_log.log = lambda metrics: None
-    stage.run_train(cfg, lists, "temporal", run_log, DistInfo())
+    stage.run_train(cfg, context_of(cfg, lists), "temporal", run_log)
     assert [(c.num_positions, c.crops, c.crop_size, c.batch_size, c.progress) for c in calls] == [(2, 1, 64, 3, False)]
     other = tiny_config(tmp_path, *overrides, "streams.temporal.dropout=0.7")
     with pytest.raises(CheckpointMismatchError, match=r"(?s)other settings than the config's.*stream\.dropout.*"
                                                       r"Run stage=train with these settings first"):
-        stage.run_test(other, lists, "temporal", run_log)
+        stage.run_test(other, context_of(other, lists), "temporal", run_log)

@@ -170,7 +170,7 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
                                                "max_iter": 10000, "tol": TOL, "C_search": SEARCH}}})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="three", config={}) as tracker:
-        results = run_fuse(cfg, SplitLists(classes, [], []), tracker)
+        results = run_fuse(cfg, SplitLists(classes, [], []), RunDir(cfg.paths.output_dir), tracker)
 
     test_labels, test_scores = streams["test"]
     train_labels, train_scores = streams["train"]
@@ -264,7 +264,7 @@ def _fuse(tmp_path, subsets: dict, fit_on: str, search: str = SEARCH) -> dict:
     val = [None] * len(subsets.get("val", ((), ()))[0])  # only its being non-empty matters to the stage
     tracking = {"mode": "disabled", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="val", config={}) as tracker:
-        return run_fuse(cfg, SplitLists(classes, [], [], val), tracker)
+        return run_fuse(cfg, SplitLists(classes, [], [], val), RunDir(cfg.paths.output_dir), tracker)
 
 
 def test_the_fuse_stage_records_the_Cs_its_ascending_search_fitted(tmp_path):

@@ -70,7 +70,8 @@ def fused(tmp_path_factory):
                                                       {"svm": {"C_grid": [0.1, 1, 10]}})})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="report", config={}) as tracker:
-        results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), tracker)
+        results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), RunDir(cfg.paths.output_dir),
+                           tracker)
     scores = {m: np.load(out / f"scores/{m}_test.npz")["scores"] for m in METHODS}
     return (results, (out / "results.md").read_text(), read_offline_run(tracker.run_dir), tracker.run_dir,
             test_labels, scores)

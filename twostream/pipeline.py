@@ -15,9 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.extract import run_extract
+from twostream.cache.store import FlowCache
 from twostream.checks import check_config, check_environment, stages_to_run
 from twostream.data.catalog import check_lists, run_split_lists
 from twostream.data.splits import SplitLists
+from twostream.devices import resolve_device
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
 from twostream.rundir import RunDir
@@ -25,8 +27,9 @@ from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import runs_note, start_run
 from twostream.tracking.outputs import log_stage_outputs
 from twostream.tracking.provenance import run_provenance
-from twostream.train.distributed import barrier, init_distributed
-from twostream.train.stage import frames_needed, run_test, run_train
+from twostream.train.distributed import DistInfo, barrier, init_distributed
+from twostream.train.evaluate import TestProtocol
+from twostream.train.stage import RunContext, frames_needed, run_test, run_train
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,13 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
              cfg.dataset.name, cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.val),
              len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
+    fingerprint = cache_fingerprint(cfg)
+    resolved["provenance"] = run_provenance(fingerprint)  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
-    results, usable, named, runs = None, None, {}, 0
+    results, context, named, runs = None, None, {}, 0
     for stage in stages:
-        if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
-            usable = _usable_lists(cfg, lists, run_dir, warn=dist_info.is_main, named=named)
+        if stage in ("train", "test") and context is None:  # once the cache is complete, for every stream
+            context = _run_context(cfg, lists, run_dir, fingerprint, dist_info, named)
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
@@ -79,11 +83,11 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
                 elif stage == "train":
                     on_epoch = None if report_epoch is None else (
                         lambda stats, s=stream: report_epoch(s, stats.epoch, stats.metrics()))
-                    run_train(cfg, usable, stream, tracker, dist_info, on_epoch)
+                    run_train(cfg, context, stream, tracker, on_epoch)
                 elif stage == "test":
-                    run_test(cfg, usable, stream, tracker)
+                    run_test(cfg, context, stream, tracker)
                 else:
-                    results = run_fuse(cfg, lists, tracker)
+                    results = run_fuse(cfg, lists, run_dir, tracker)
                 log_stage_outputs(tracker, cfg, lists, stage, stream)
             if stage != "train":
                 barrier(dist_info)
@@ -95,11 +99,22 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     return results
 
 
-def _usable_lists(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, warn: bool, named: dict[str, str]
-                  ) -> SplitLists:
+def _run_context(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, fingerprint: dict[str, Any],
+                 dist_info: DistInfo, named: dict[str, str]) -> RunContext:
+    """What the train and test stages of every stream share, once the cache is complete: the cache
+    opened once, the usable lists, this process's device and the test protocol on it."""
+    cache = open_cache(cfg)
+    usable = _usable_lists(cfg, lists, cache, run_dir, warn=dist_info.is_main, named=named)
+    device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
+    return RunContext(usable, cache, run_dir, device, TestProtocol.from_config(cfg, device, cfg.progress), fingerprint,
+                      dist_info)
+
+
+def _usable_lists(cfg: DictConfig, lists: SplitLists, cache: FlowCache, run_dir: RunDir, warn: bool,
+                  named: dict[str, str]) -> SplitLists:
     """The lists without the videos the run cannot use, named once: here, unless the extract stage of
     this run has just named them (``named``); then the counts the stages will really use."""
-    usable, left_out = usable_lists(lists, open_cache(cfg), frames_needed(cfg))
+    usable, left_out = usable_lists(lists, cache, frames_needed(cfg))
     if left_out and warn:
         every = {video: f"{video}: {why}" for video, why in sorted(left_out.items())}
         reasons = [line for video, line in every.items() if video not in named]

@@ -189,7 +189,8 @@ def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
                                    f"(python -m twostream <the run's overrides> stage=fuse) and predict again")
         svm, svm_streams = SvmFusion.load(svm_path)
     classes = [str(c) for c in Scores.load(folder.scores(streams[0], "test")).classes]
-    weights = {stream: trained_state(cfg, stream)["model"] for stream in streams}
+    fingerprint = cache_fingerprint(cfg)
+    weights = {stream: trained_state(cfg, stream, folder, fingerprint)["model"] for stream in streams}
     return TrainedRun(folder.root, cfg, classes, weights, svm, svm_streams, run_device)
 
 

@@ -87,8 +87,9 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
             "C_tried": svm.C_tried, "C_accuracies": svm.C_accuracies}
 
 
-def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
-    """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results.
+def run_fuse(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, run_log: RunLog) -> dict[str, Any]:
+    """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results
+    into ``run_dir``.
 
     Any number of streams (``cfg.streams``) is fused; their score files must list the same videos.
     A single stream has nothing to fuse: its results are written without fusion methods.
@@ -97,7 +98,6 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     on; the test labels are read for ``accuracy`` alone.
     """
     streams = list(cfg.streams)
-    run_dir = RunDir(cfg.paths.output_dir)
     subsets = ("train", "val", "test") if lists.val else ("train", "test")
     loaded = {subset: [Scores.load(run_dir.scores(s, subset)) for s in streams] for subset in subsets}
     for subset in loaded.values():

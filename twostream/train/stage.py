@@ -1,17 +1,22 @@
-"""The train and test stages of one stream, as the pipeline runs them from the config."""
+"""The train and test stages of one stream, as the pipeline runs them from the config and the run's
+:class:`RunContext`.
+
+They read the config's ``streams``, ``model``, ``train``, ``dataset`` (which videos trained the
+weights), ``seed`` and ``progress``; what the whole run shares (the opened cache, the usable lists,
+the run folder, the device, the test protocol) comes in the context, built once by the pipeline.
+"""
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.catalog import scored_classes, scored_train, task_lists, training_videos
 from twostream.data.splits import SplitLists
-from twostream.devices import resolve_device
 from twostream.errors import StageError
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
@@ -22,6 +27,24 @@ from twostream.train.evaluate import TestProtocol
 from twostream.train.loop import EpochStats, kept_weights, refuse_other_settings, train_stream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the train and test stages of every stream share, built once per run by the pipeline.
+
+    ``lists`` holds only the videos the run can use (:func:`twostream.cache.usable_lists`),
+    ``cache`` is the flow cache opened for reading, ``protocol`` the test protocol on ``device``,
+    ``flow_fingerprint`` the cache's settings (part of what trained weights depend on).
+    """
+
+    lists: SplitLists
+    cache: FlowCache
+    run_dir: RunDir
+    device: torch.device
+    protocol: TestProtocol
+    flow_fingerprint: dict[str, Any]
+    dist_info: DistInfo = field(default_factory=DistInfo)
 
 
 def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
@@ -45,11 +68,11 @@ def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource,
     return model
 
 
-def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictConfig, InputSource, StreamNet]:
+def stream_parts(cfg: DictConfig, cache: FlowCache, lists: SplitLists, stream: str
+                 ) -> tuple[DictConfig, InputSource, StreamNet]:
     """What both the train and the test stage of a stream start from: its config, its input
-    source (reading the cache) and a freshly built network."""
+    source (reading ``cache``) and a freshly built network with a head per task of ``lists``."""
     stream_cfg = cfg.streams[stream]
-    cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
     # The initial weights depend on the seed alone, not on what ran before in this process
     # (the other stream, an earlier sweep trial).
@@ -58,8 +81,9 @@ def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictC
                                             [len(task.classes) for task in task_lists(lists)])
 
 
-def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
-    """What a stream's trained weights depend on: resuming or testing with other values is refused."""
+def training_settings(cfg: DictConfig, stream: str, flow_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """What a stream's trained weights depend on (with the flow cache's ``flow_fingerprint``):
+    resuming or testing with other values is refused."""
     train = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "runtime"}
     if train.get("keep") == "last":
         del train["keep"]  # as checkpoints made before the setting existed, which kept the last epoch
@@ -71,7 +95,7 @@ def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
             "dataset": {"name": cfg.dataset.name, "split": cfg.dataset.split, "root": str(cfg.dataset.root),
                         # which training videos were held out for validation (None: none)
                         "validation": OmegaConf.to_container(cfg.dataset, resolve=True).get("validation")},
-            "flow": cache_fingerprint(cfg), "seed": cfg.seed}
+            "flow": flow_fingerprint, "seed": cfg.seed}
 
 
 def frames_needed(cfg: DictConfig) -> int:
@@ -79,20 +103,18 @@ def frames_needed(cfg: DictConfig) -> int:
     return max(stream.L + 1 if stream.input == "flow" else 1 for stream in cfg.streams.values())
 
 
-def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, dist_info: DistInfo,
+def run_train(cfg: DictConfig, context: RunContext, stream: str, run_log: RunLog,
               on_epoch: Callable[[EpochStats], None] | None = None) -> None:
-    """The train stage of one stream, on ``lists``' training videos (all processes under torchrun).
-
-    ``lists`` holds only videos the run can use (:func:`twostream.cache.usable_lists`).
+    """The train stage of one stream, on the context's training videos (all processes under torchrun).
 
     Every epoch is logged to ``run_log``, then handed to ``on_epoch`` (which may stop training by
     raising, as a sweep's pruner does).
     """
-    stream_cfg, source, model = stream_parts(cfg, lists, stream)
-    device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
+    lists = context.lists
+    stream_cfg, source, model = stream_parts(cfg, context.cache, lists, stream)
     val_videos = lists.val if cfg.train.runtime.validate else []
     # The validation videos (held out of training; never the test videos), cheaply.
-    validation = TestProtocol.from_config(cfg, device).validation(cfg.train.runtime.val_positions)
+    validation = context.protocol.validation(cfg.train.runtime.val_positions)
 
     def validate(net: torch.nn.Module) -> float:
         return validation.score(net, source, val_videos, scored_classes(lists)).accuracy
@@ -108,21 +130,24 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
 
     videos, tasks = training_videos(lists)
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
-                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=RunDir(cfg.paths.output_dir).checkpoint(stream),
-                 device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
-                 settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress,
+                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=context.run_dir.checkpoint(stream),
+                 device=context.device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
+                 settings=training_settings(cfg, stream, context.flow_fingerprint), dist_info=context.dist_info,
+                 progress=cfg.progress,
                  keep_best=cfg.train.keep == "best_val")
 
 
-def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
-    """The stream's checkpoint, refused when it is missing or was trained with other settings than
-    ``cfg``'s; one that stopped early is taken with a warning. ``model`` holds the weights
-    ``train.keep`` says (the last epoch's, or the best on validation), ``kept_epoch`` their epoch."""
-    checkpoint = RunDir(cfg.paths.output_dir).checkpoint(stream)
+def trained_state(cfg: DictConfig, stream: str, run_dir: RunDir, flow_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The stream's checkpoint in ``run_dir``, refused when it is missing or was trained with other
+    settings than ``cfg``'s (and ``flow_fingerprint``); one that stopped early is taken with a warning.
+    ``model`` holds the weights ``train.keep`` says (the last epoch's, or the best on validation),
+    ``kept_epoch`` their epoch."""
+    checkpoint = run_dir.checkpoint(stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    refuse_other_settings(checkpoint, state, training_settings(cfg, stream), "Run stage=train with these settings first.")
+    refuse_other_settings(checkpoint, state, training_settings(cfg, stream, flow_fingerprint),
+                          "Run stage=train with these settings first.")
     if state["epoch"] < cfg.streams[stream].epochs:
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
                     checkpoint, state["epoch"], cfg.streams[stream].epochs)
@@ -133,17 +158,18 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     return state | {"model": weights, "kept_epoch": epoch}
 
 
-def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
-    """The test stage of one stream: score files for the train, validation (if any) and test videos."""
-    _, source, model = stream_parts(cfg, lists, stream)
-    state = trained_state(cfg, stream)
+def run_test(cfg: DictConfig, context: RunContext, stream: str, run_log: RunLog) -> None:
+    """The test stage of one stream: score files for the context's train, validation (if any) and
+    test videos, scored with its test protocol."""
+    lists = context.lists
+    _, source, model = stream_parts(cfg, context.cache, lists, stream)
+    state = trained_state(cfg, stream, context.run_dir, context.flow_fingerprint)
     model.load_state_dict(state["model"])
     run_log.set_summary({"train_keep": cfg.train.keep, "kept_epoch": state["kept_epoch"]})
-    protocol = TestProtocol.from_config(cfg, resolve_device(cfg.device), cfg.progress)
     for subset, videos in (("train", scored_train(lists)), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
-        scores = protocol.score(model, source, videos, scored_classes(lists))
-        scores.save(RunDir(cfg.paths.output_dir).scores(stream, subset))
+        scores = context.protocol.score(model, source, videos, scored_classes(lists))
+        scores.save(context.run_dir.scores(stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
         run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
