@@ -201,6 +201,18 @@ class Summaries:
         self.summary |= metrics
 
 
+def protocols_used(monkeypatch) -> list[TestProtocol]:
+    """The test protocols that score videos from now on, in call order (they still score)."""
+    calls, score = [], TestProtocol.score
+
+    def recording(protocol, *args):
+        calls.append(protocol)
+        return score(protocol, *args)
+
+    monkeypatch.setattr(TestProtocol, "score", recording)
+    return calls
+
+
 def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_path, monkeypatch):
     """run_test hands the test protocol cfg.test's positions and crops and the training crop size, for
     the train, validation and test videos, and writes each subset's scores."""
@@ -211,13 +223,7 @@ def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_pat
     RunDir(cfg.paths.output_dir).checkpoint("temporal").parent.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal", cache_fingerprint(cfg)),
                 "epoch": cfg.streams.temporal.epochs}, RunDir(cfg.paths.output_dir).checkpoint("temporal"))
-    calls, score = [], TestProtocol.score
-
-    def recording(protocol, *args):
-        calls.append(protocol)
-        return score(protocol, *args)
-
-    monkeypatch.setattr(TestProtocol, "score", recording)
+    calls = protocols_used(monkeypatch)
     run_log = Summaries()
     stage.run_test(cfg, context_of(cfg, lists), "temporal", run_log)
     assert [(c.num_positions, c.crops, c.crop_size) for c in calls] == [(4, 10, 64)] * 3
@@ -305,13 +311,7 @@ def test_validation_scores_with_the_test_protocol_cut_to_few_centre_crops_and_te
     cfg = tiny_stream_config(tmp_path, *overrides)
     videos = [Video("v", Path("v.avi"), 1, None)]
     lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
-    calls, score = [], TestProtocol.score
-
-    def recording(protocol, *args):
-        calls.append(protocol)
-        return score(protocol, *args)
-
-    monkeypatch.setattr(TestProtocol, "score", recording)
+    calls = protocols_used(monkeypatch)
     run_log = Summaries()
     run_log.log = lambda metrics: None
     stage.run_train(cfg, context_of(cfg, lists), "temporal", run_log)

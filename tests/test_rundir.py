@@ -10,7 +10,8 @@ import pytest
 from twostream.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
-SCANNED = [*sorted((REPO / "twostream").rglob("*.py")), *sorted((REPO / "experiments").rglob("*.py"))]
+SCANNED = [*sorted((REPO / "twostream").rglob("*.py")), *sorted((REPO / "experiments").rglob("*.py")),
+           REPO / "noxfile.py"]
 RUNDIR = REPO / "twostream" / "rundir.py"
 
 # Files and folders that share a name with a run folder's but are not in one: (file, name) -> why.
