@@ -19,7 +19,7 @@ from twostream.cache.store import CacheLayout, CacheMismatchError, FlowCache
 from twostream.data.splits import Video
 from twostream.errors import ConfigError
 from twostream.inputs.datasets import FrameSource, RandomPositions
-from twostream.train.evaluate import score_videos
+from twostream.train.evaluate import TestProtocol
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ZSTD = {"name": "zstd", "level": 3}
@@ -104,8 +104,9 @@ def test_the_test_protocol_scores_the_same_source_frames_as_with_every_frame(cac
     for cache in (every_frame, *subsets):
         source = FrameSource(cache)
         positions = {v.id: source.test_positions(v.id, 5) for v in videos}
-        scores = score_videos(model, source, videos, ["a", "b"], num_positions=5, crops=10,
-                              crop_size=32, batch_size=16, device=torch.device("cpu"), progress=False)
+        protocol = TestProtocol(num_positions=5, crops=10, crop_size=32, batch_size=16, device=torch.device("cpu"),
+                                progress=False)
+        scores = protocol.score(model, source, videos, ["a", "b"])
         scored[cache.path.stem] = positions, scores.scores
     assert scored["all"][0] == {"long": [0, 5, 10, 14, 19], "short": [0, 2, 4, 6, 8]}
     for name in ("protocol", "every"):

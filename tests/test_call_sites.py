@@ -17,17 +17,18 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from twostream.cache import open_cache
+from twostream.cache import cache_fingerprint, open_cache
 from twostream.data import synthetic
 from twostream.data.catalog import load_split_lists
 from twostream.data.splits import SplitLists, Video
 from twostream.inputs.datasets import RandomPositions
 from twostream.models import first_conv
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.train import stage
-from twostream.train.evaluate import score_videos
-from twostream.train.loop import train_stream
-from twostream.train.stage import checkpoint_path, stream_parts, training_settings
+from twostream.train.evaluate import TestProtocol
+from twostream.train.loop import CheckpointMismatchError, train_stream
+from twostream.train.stage import stream_parts, training_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FRAMES, H, W = 8, 72, 72  # 7 flow fields per direction; crops of 64 px
@@ -62,17 +63,30 @@ def pixels(q):
     return np.asarray(q) * 2 * BOUND / 255 - BOUND
 
 
+def tiny_config(tmp_path: Path, *overrides: str):
+    """The default config with a lossless backward-flow cache at ``tmp_path`` and a narrow CNN-M-2048
+    (the paper's LRN kept) on 64 px crops."""
+    return composed(f"cache.path={tmp_path / 'c.zarr'}", "cache.backward=true", "cache.flow_codec.name=zstd",
+                    "cache.flow_codec.level=3", "model.conv_widths=[8,16,16,16,16]", "model.fc_widths=[32,16]",
+                    "model.norm=lrn", "train.crop_size=64", f"paths.output_dir={tmp_path}", *overrides)
+
+
 def tiny_stream_config(tmp_path: Path, *overrides: str, fields: tuple[np.ndarray, np.ndarray] | None = None):
     """The default config with a backward-flow cache at ``tmp_path`` holding video ``v`` with ``fields``
     (forward, backward; default :func:`constant_fields`) in a lossless codec, so values read back
     exactly, and a narrow CNN-M-2048 (the paper's LRN kept) on 64 px crops."""
-    cfg = composed(f"cache.path={tmp_path / 'c.zarr'}", "cache.backward=true", "cache.flow_codec.name=zstd",
-                   "cache.flow_codec.level=3", "model.conv_widths=[8,16,16,16,16]", "model.fc_widths=[32,16]",
-                   "model.norm=lrn", "train.crop_size=64", f"paths.output_dir={tmp_path}", *overrides)
+    cfg = tiny_config(tmp_path, *overrides)
     fwd, bwd = fields or constant_fields()
     frames = np.zeros((FRAMES, H, W, 3), np.uint8)
     open_cache(cfg, writable=True).write_video("v", frames, fwd, bwd, source={"size": 1, "mtime_ns": 0})
     return cfg
+
+
+def context_of(cfg, lists: SplitLists) -> stage.RunContext:
+    """What the pipeline hands the train and test stages, on the CPU: the cache and test protocol of ``cfg``."""
+    device = torch.device("cpu")
+    return stage.RunContext(lists, open_cache(cfg), RunDir(cfg.paths.output_dir), device,
+                            TestProtocol.from_config(cfg, device, progress=False), cache_fingerprint(cfg))
 
 
 LISTS = SplitLists(classes=["a", "b", "c"], train=[Video("v", Path("v.avi"), 0, None)], test=[])
@@ -90,7 +104,7 @@ def test_bidirectional_stacks_read_the_window_s_first_half_backwards(tmp_path, s
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=4", "streams.temporal.bidirectional=true",
                              f"streams.temporal.stacking={stacking}",
                              "streams.temporal.mean_subtraction=false")
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     assert source.num_positions("v") == FRAMES - 4, "windows of L+1 frames; the last ends at the last frame"
     for s in range(FRAMES - 4):
         expected = [[bwd_value(s, 0), bwd_value(s, 1)], [bwd_value(s + 1, 0), bwd_value(s + 1, 1)],
@@ -110,7 +124,7 @@ def test_the_stacking_mode_reaches_the_temporal_source(tmp_path, stacking):
     fwd[:, 0], fwd[:, 1] = 140, 100 + np.arange(W, dtype=np.uint8)
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", f"streams.temporal.stacking={stacking}",
                              "streams.temporal.mean_subtraction=false", fields=(fwd, fwd))
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     columns = np.arange(W - 2)  # where the moved point stays inside the frame
     moved = columns + pixels(140) if stacking == "trajectory" else columns
     stack = source.load("v", 0)
@@ -124,7 +138,7 @@ def test_training_samples_flip_flow_by_negating_x_and_reach_every_window(tmp_pat
     """RandomPositions on the temporal source: a mirrored flow crop has its x channels negated
     (y never), and every window, the last included, is drawn."""
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false")
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     data = RandomPositions(source, LISTS.train, crop_size=cfg.train.crop_size, samples_per_video=1)
     torch.manual_seed(0)
     positions, x_signs = set(), set()
@@ -164,7 +178,7 @@ def test_the_training_loop_draws_the_configured_crops_samples_and_scales(tmp_pat
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=2", "streams.temporal.mean_subtraction=false",
                              "train.samples_per_video=3", "train.batch_size=2", "train.runtime.resume=false",
                              f"train.multiscale={[multiscale] if multiscale else 'null'}", fields=(fwd, fwd))
-    _, source, _ = stream_parts(cfg, LISTS, "temporal")
+    _, source, _ = stream_parts(cfg, open_cache(cfg), LISTS, "temporal")
     model = InputRecorder()
     train_stream(model, source, LISTS.train, train_cfg=cfg.train, lr=0.0, epochs=1,
                  checkpoint=tmp_path / "r.pt", device=torch.device("cpu"), seed=0,
@@ -191,32 +205,38 @@ class Summaries:
         self.artifacts[name] = (type, list(paths))
 
 
+def protocols_used(monkeypatch) -> list[TestProtocol]:
+    """The test protocols that score videos from now on, in call order (they still score)."""
+    calls, score = [], TestProtocol.score
+
+    def recording(protocol, *args):
+        calls.append(protocol)
+        return score(protocol, *args)
+
+    monkeypatch.setattr(TestProtocol, "score", recording)
+    return calls
+
+
 def test_the_test_stage_scores_every_subset_with_the_configured_protocol(tmp_path, monkeypatch):
     """run_test hands the test protocol cfg.test's positions and crops and the training crop size, for
     the train, validation and test videos, and writes each subset's scores."""
     cfg = tiny_stream_config(tmp_path, "test.num_positions=4", "test.crops=10", "streams.temporal.L=2")
     videos = [Video("v", Path("v.avi"), 1, None)]
     lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
-    _, _, model = stream_parts(cfg, lists, "temporal")
-    checkpoint_path(cfg, "temporal").parent.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal"),
-                "epoch": cfg.streams.temporal.epochs}, checkpoint_path(cfg, "temporal"))
-    calls = []
-
-    def recording(*args, **kwargs):
-        calls.append(kwargs)
-        return score_videos(*args, **kwargs)
-
-    monkeypatch.setattr(stage, "score_videos", recording)
+    _, _, model = stream_parts(cfg, open_cache(cfg), lists, "temporal")
+    RunDir(cfg.paths.output_dir).checkpoint("temporal").parent.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "settings": training_settings(cfg, "temporal", cache_fingerprint(cfg)),
+                "epoch": cfg.streams.temporal.epochs}, RunDir(cfg.paths.output_dir).checkpoint("temporal"))
+    calls = protocols_used(monkeypatch)
     run_log = Summaries()
-    stage.run_test(cfg, lists, "temporal", run_log)
-    assert [(c["num_positions"], c["crops"], c["crop_size"]) for c in calls] == [(4, 10, 64)] * 3
+    stage.run_test(cfg, context_of(cfg, lists), "temporal", run_log)
+    assert [(c.num_positions, c.crops, c.crop_size) for c in calls] == [(4, 10, 64)] * 3
     for subset in ("train", "val", "test"):
-        scores = Scores.load(scores_path(tmp_path, "temporal", subset))
+        scores = Scores.load(RunDir(tmp_path).scores("temporal", subset))
         assert scores.video_ids.tolist() == ["v"] and scores.labels.tolist() == [1], subset
         assert f"{subset}/accuracy" in run_log.summary
     # the stage logs its train and test score files itself, as the run's one artefact
-    logged = [scores_path(tmp_path, "temporal", subset) for subset in ("train", "test")]
+    logged = [RunDir(tmp_path).scores("temporal", subset) for subset in ("train", "test")]
     assert run_log.artifacts == {f"{cfg.name}-temporal-scores": ("scores", logged)}
 
 
@@ -231,7 +251,7 @@ def test_both_streams_built_from_a_config_get_their_own_architecture_options(tmp
     of the task's classes."""
     cfg = tiny_stream_config(tmp_path, "streams.temporal.L=6",
                              "streams.spatial.dropout=0.3", "streams.temporal.dropout=0.8")
-    nets = {stream: stream_parts(cfg, LISTS, stream)[2] for stream in ("spatial", "temporal")}
+    nets = {stream: stream_parts(cfg, open_cache(cfg), LISTS, stream)[2] for stream in ("spatial", "temporal")}
     for stream, channels, conv2_lrn, dropout in (("spatial", 3, True, 0.3), ("temporal", 12, False, 0.8)):
         net = nets[stream]
         assert first_conv(net)[2].in_channels == channels, stream
@@ -285,3 +305,25 @@ def test_another_generator_seed_changes_every_random_element_of_every_clip(tmp_p
         assert np.array_equal(background_a, background_b), "the same seed, the same background"
         for name in DRAWS:
             assert np.array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name))), name
+
+
+def test_validation_scores_with_the_test_protocol_cut_to_few_centre_crops_and_testing_checks_settings(
+        tmp_path, monkeypatch):
+    """run_train validates every epoch with the test protocol (its batch size, the training crop size)
+    cut to train.runtime.val_positions positions and the centre crop; the test stage then refuses the
+    checkpoint for a config with other training settings, by the same check as resuming."""
+    overrides = ("test.num_positions=4", "test.crops=10", "test.batch_size=3", "train.runtime.val_positions=2",
+                 "streams.temporal.L=2", "streams.temporal.epochs=1", "train.batch_size=1", "train.samples_per_video=1",
+                 "train.runtime.resume=false")
+    cfg = tiny_stream_config(tmp_path, *overrides)
+    videos = [Video("v", Path("v.avi"), 1, None)]
+    lists = SplitLists(classes=LISTS.classes, train=videos, test=videos, val=videos)
+    calls = protocols_used(monkeypatch)
+    run_log = Summaries()
+    run_log.log = lambda metrics: None
+    stage.run_train(cfg, context_of(cfg, lists), "temporal", run_log)
+    assert [(c.num_positions, c.crops, c.crop_size, c.batch_size, c.progress) for c in calls] == [(2, 1, 64, 3, False)]
+    other = tiny_config(tmp_path, *overrides, "streams.temporal.dropout=0.7")
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)other settings than the config's.*stream\.dropout.*"
+                                                      r"Run stage=train with these settings first"):
+        stage.run_test(other, context_of(other, lists), "temporal", run_log)

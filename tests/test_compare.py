@@ -15,7 +15,8 @@ from wandb_offline import find_runs, read_offline_run
 
 from twostream.compare import main
 from twostream.report import write_results
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 
 CLASSES = [f"class{k}" for k in range(6)]
 METHODS = ("temporal", "fusion_average", "fusion_svm")
@@ -29,13 +30,13 @@ def make_run(folder: Path, L: int, dropout: float, quality: float, seed: int) ->
     accuracy, per_class = {}, {}
     for method in METHODS:
         scores = (quality * np.eye(len(CLASSES))[labels] + rng.random((len(labels), len(CLASSES)))).astype(np.float32)
-        Scores(ids, labels, scores, np.array(CLASSES)).save(scores_path(folder, method, "test"))
+        Scores(ids, labels, scores, np.array(CLASSES)).save(RunDir(folder).scores(method, "test"))
         accuracy[method] = float((scores.argmax(1) == labels).mean())
         matrix = confusion_matrix(labels, scores.argmax(1))
         per_class[method] = np.diag(matrix) / matrix.sum(1)
     write_results({"experiment": folder.name, "dataset": "synthetic", "split": 1, "num_classes": len(CLASSES),
                    "num_test_videos": len(labels), "chance": 1 / len(CLASSES), "svm_C": 1.0,
-                   "accuracy": accuracy}, folder)
+                   "accuracy": accuracy}, RunDir(folder))
     (folder / ".hydra").mkdir()
     OmegaConf.save({"name": folder.name, "seed": 0, "paths": {"output_dir": str(folder)},
                     "streams": {"temporal": {"L": L, "dropout": dropout, "stacking": "optical_flow"}}},
@@ -208,9 +209,9 @@ def test_runs_identical_in_every_setting_are_one_run_not_repeats(tmp_path):
 def test_runs_of_one_split_tested_on_different_videos_are_flagged(runs, tmp_path):
     folder = runs["c"][0]
     for method in METHODS:  # run c was tested on other videos (e.g. a split drawn from another folder)
-        scores = Scores.load(scores_path(folder, method, "test"))
+        scores = Scores.load(RunDir(folder).scores(method, "test"))
         Scores(np.array([f"w{i}" for i in range(len(scores.labels))]), scores.labels, scores.scores,
-               scores.classes).save(scores_path(folder, method, "test"))
+               scores.classes).save(RunDir(folder).scores(method, "test"))
     out = tmp_path / "cmp"
     main([str(f) for f, _ in runs.values()] + ["--out", str(out), "--tracking-mode", "disabled"])
     markdown = (out / "comparison.md").read_text()

@@ -136,7 +136,8 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
     the one fitted on validation scores learns the shift. Test scores are absent: none is read."""
     from omegaconf import OmegaConf
 
-    from twostream.scores import Scores, scores_path
+    from twostream.rundir import RunDir
+    from twostream.scores import Scores
 
     fit_on = _load_fit_on()
     rng = np.random.default_rng(0)
@@ -152,8 +153,8 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
         one_hot = np.eye(k, dtype=np.float32)[labels] * 0.9 + 0.025
         shifted = np.eye(k, dtype=np.float32)[(labels + 1) % k] * 0.6 + rng.uniform(0, 0.1, (len(labels), k))
         ids = np.array([f"v{i:02d}" for i in range(len(labels))])
-        Scores(ids, labels, one_hot.astype(np.float32), classes).save(scores_path(run, stream, "train"))
-        Scores(ids, labels, shifted.astype(np.float32), classes).save(scores_path(run, stream, "val"))
+        Scores(ids, labels, one_hot.astype(np.float32), classes).save(RunDir(run).scores(stream, "train"))
+        Scores(ids, labels, shifted.astype(np.float32), classes).save(RunDir(run).scores(stream, "val"))
     figures = fit_on.regime_accuracies(run)
     assert figures["train"] == pytest.approx(0.0) and figures["val"] == pytest.approx(1.0)
     # the rule: the better regime only where the paired interval excludes 0, else the paper's (train)

@@ -159,21 +159,22 @@ def test_lists_that_cannot_train_and_test_are_refused_naming_the_classes(tmp_pat
 
 def test_the_run_writes_its_split_and_reuses_it(tmp_path):
     from twostream.data.catalog import run_split_lists
+    from twostream.rundir import RunDir
 
     make_files(tmp_path / "videos", [f"{c}/clip{i:02d}.mp4" for c in ("a", "b") for i in range(12)])
     cfg = folder_dataset_cfg(tmp_path / "videos")
-    first = run_split_lists(cfg, tmp_path / "run")
+    first = run_split_lists(cfg, RunDir(tmp_path / "run"))
     saved = tmp_path / "run" / "splits"
     test_lines = (saved / "testlist01.txt").read_text().splitlines()
     assert test_lines == [f"{v.id}.mp4" for v in first.test]
     assert (saved / "vallist01.txt").read_text().splitlines() == [f"{v.id}.mp4 {v.label + 1}" for v in first.val]
     assert (saved / "classInd.txt").read_text() == "1 a\n2 b\n"
     make_files(tmp_path / "videos", [f"{c}/late{i}.mp4" for c in ("a", "b") for i in range(6)])  # added later
-    again = run_split_lists(cfg, tmp_path / "run")
+    again = run_split_lists(cfg, RunDir(tmp_path / "run"))
     assert again == first  # the run's split, without the videos added since
     other = folder_dataset_cfg(tmp_path / "videos", "dataset.test_fraction=0.5")
     with pytest.raises(ValueError, match=r"drawn with other settings \(dataset.test_fraction: 0.3 -> 0.5\)"):
-        run_split_lists(other, tmp_path / "run")
+        run_split_lists(other, RunDir(tmp_path / "run"))
 
 
 def test_lists_left_without_validation_videos_of_a_class_are_refused():

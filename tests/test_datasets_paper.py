@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from twostream.compare import main as compare_main
 from twostream.report import write_results
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.train.loop import make_optimizer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -58,9 +59,9 @@ def make_split_run(folder: Path, split: int, accuracy: dict[str, float]) -> None
         hits = round(value * len(labels))
         predicted = np.where(np.arange(len(labels)) < hits, labels, 1 - labels)
         Scores(np.array([f"v{i}" for i in range(4)]), labels, np.eye(2, dtype=np.float32)[predicted],
-               classes).save(scores_path(folder, method, "test"))
+               classes).save(RunDir(folder).scores(method, "test"))
     write_results({"experiment": "paper_ucf101", "dataset": "ucf101", "split": split, "num_classes": 2,
-                   "num_test_videos": 4, "chance": 0.5, "svm_C": 1.0, "accuracy": accuracy}, folder)
+                   "num_test_videos": 4, "chance": 0.5, "svm_C": 1.0, "accuracy": accuracy}, RunDir(folder))
     (folder / ".hydra").mkdir()
     OmegaConf.save({"name": "paper_ucf101", "dataset": {"name": "ucf101", "split": split}},
                    folder / ".hydra/config.yaml")

@@ -1,4 +1,4 @@
-"""The test protocol's call site: what ``score_videos`` feeds the model and how it averages the scores.
+"""The test protocol's call site: what ``TestProtocol.score`` feeds the model and how it averages the scores.
 
 A stub input source serves random inputs and records the positions asked for; a stub model records
 the crops it is given and scores them with a fixed linear map. The expected crops (4 corners + centre
@@ -14,7 +14,7 @@ from torch import nn
 
 from twostream.data.splits import Video
 from twostream.inputs.datasets import FlowStackSource
-from twostream.train.evaluate import score_videos
+from twostream.train.evaluate import TestProtocol
 
 H, W, CROP = 12, 16, 8  # inputs of 12x16 pixels, crops of 8x8
 # (top, left) of the protocol's five crops of a 12x16 input, worked out by hand
@@ -83,10 +83,11 @@ def expected_crops(x: np.ndarray, crops: int, is_flow: bool) -> dict[str, np.nda
 def run(positions: dict[str, int], *, num_positions: int, crops: int = 10, is_flow: bool = True,
         batch_size: int = 7):
     source = RecordingSource(positions, is_flow)
-    model = RecordingLinearModel(source.in_channels).train()  # score_videos must switch it to eval
+    model = RecordingLinearModel(source.in_channels).train()  # the protocol must switch it to eval
     videos = [Video(v, Path(f"{v}.avi"), k % len(CLASSES), None) for k, v in enumerate(positions)]
-    scores = score_videos(model, source, videos, CLASSES, num_positions=num_positions, crops=crops,
-                          crop_size=CROP, batch_size=batch_size, device=torch.device("cpu"), progress=False)
+    protocol = TestProtocol(num_positions=num_positions, crops=crops, crop_size=CROP, batch_size=batch_size,
+                            device=torch.device("cpu"), progress=False)
+    scores = protocol.score(model, source, videos, CLASSES)
     return source, model, videos, scores
 
 
@@ -110,7 +111,7 @@ def test_the_model_gets_corners_centre_and_mirrors_of_every_position_in_eval_mod
     negation = " (a flow stack's mirror has its x channels negated, an RGB frame's has not)" if crops == 10 else ""
     assert not missing, f"crops never given to the model{negation}: {missing}"
     assert len(model.seen) == len(expected), f"{len(model.seen)} crops scored, expected {len(expected)}"
-    assert model.training_flags and not any(model.training_flags), "score_videos must run the model in eval mode"
+    assert model.training_flags and not any(model.training_flags), "the protocol must run the model in eval mode"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -13,27 +13,41 @@ import pytest
 import sklearn
 import torch
 from omegaconf import OmegaConf
-from test_call_sites import LISTS, composed, tiny_stream_config
+from test_call_sites import LISTS, composed, context_of, tiny_stream_config
 
 from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.store import CacheMismatchError, FlowCache, source_signature
 from twostream.data.splits import SplitLists, Video
-from twostream.errors import StageError
 from twostream.fingerprint import ArtefactFormatError, counted
 from twostream.fusion import SvmFusion, fit_svm_fusion
+from twostream.rundir import RunDir
 from twostream.scores import Scores
 from twostream.tracking import Tracker  # Tracker(None): a RunLog that records nothing
-from twostream.train.distributed import DistInfo
-from twostream.train.stage import checkpoint_path, run_train, trained_state, training_settings
+from twostream.train import stage
+from twostream.train.loop import CheckpointMismatchError
 
 ONE_EPOCH = ("streams.temporal.L=2", "streams.temporal.epochs=1", "train.runtime.validate=false")
+
+
+def run_train(cfg) -> None:
+    """The train stage of the temporal stream on LISTS, as the pipeline runs it (a RunLog recording nothing)."""
+    stage.run_train(cfg, context_of(cfg, LISTS), "temporal", Tracker(None))
+
+
+def trained_state(cfg) -> dict:
+    """The temporal checkpoint as the test stage reads it."""
+    return stage.trained_state(cfg, "temporal", RunDir(cfg.paths.output_dir), cache_fingerprint(cfg))
+
+
+def training_settings(cfg) -> dict:
+    return stage.training_settings(cfg, "temporal", cache_fingerprint(cfg))
 
 
 def trained(tmp_path: Path, *overrides: str):
     """A config and the temporal checkpoint the train stage wrote for it (one epoch, one video)."""
     cfg = tiny_stream_config(tmp_path, *ONE_EPOCH, *overrides)
-    run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())
-    return cfg, checkpoint_path(cfg, "temporal")
+    run_train(cfg)
+    return cfg, RunDir(cfg.paths.output_dir).checkpoint("temporal")
 
 
 def recomposed(tmp_path: Path, *overrides: str):
@@ -64,7 +78,7 @@ def test_a_checkpoint_carries_its_format_and_the_test_stage_reads_it(tmp_path):
     state = torch.load(path, weights_only=False)
     assert state["format"] == 1
     assert state["settings"]["stream"]["trainable"] == "all" and state["settings"]["train"]["keep"] == "last"
-    read = trained_state(cfg, "temporal")
+    read = trained_state(cfg)
     assert all(torch.equal(read["model"][k], v) for k, v in state["model"].items())
 
 
@@ -72,14 +86,14 @@ def test_a_checkpoint_from_before_versions_is_upgraded_to_the_defaults_it_was_ma
     cfg, path = trained(tmp_path)
     old = as_written_before_versions(path)
     assert "trainable" not in old["settings"]["stream"] and "keep" not in old["settings"]["train"]
-    read = trained_state(cfg, "temporal")  # testing it: read through the 0 -> 1 step
-    assert read["settings"] == training_settings(cfg, "temporal")
+    read = trained_state(cfg)  # testing it: read through the 0 -> 1 step
+    assert read["settings"] == training_settings(cfg)
     assert all(torch.equal(read["model"][k], v) for k, v in old["model"].items())
     # the step restores what it was trained with (all layers), not whatever the config asks for now
     assert recomposed(tmp_path).streams.temporal.trainable == "all"
-    with pytest.raises(StageError, match="stream.trainable: checkpoint has 'all', config asks for 'last'"):
-        trained_state(recomposed(tmp_path, "streams.temporal.trainable=last"), "temporal")
-    run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())  # resuming it: the same step (nothing left to train)
+    with pytest.raises(CheckpointMismatchError, match="stream.trainable: checkpoint has 'all', config asks for 'last'"):
+        trained_state(recomposed(tmp_path, "streams.temporal.trainable=last"))
+    run_train(cfg)  # resuming it: the same step (nothing left to train)
 
 
 def test_a_checkpoint_without_settings_or_from_a_newer_twostream_is_refused_with_the_fix(tmp_path):
@@ -88,13 +102,13 @@ def test_a_checkpoint_without_settings_or_from_a_newer_twostream_is_refused_with
     torch.save({k: v for k, v in state.items() if k not in ("format", "settings")}, path)  # before 2026-11-28
     with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: cannot read this checkpoint of format 0 .*"
                                                   r"no training settings.*stage=train train\.runtime\.resume=false"):
-        trained_state(cfg, "temporal")
+        trained_state(cfg)
     without = {k: v for k, v in state.items() if k != "format"} | {"settings": {"stream": {"L": 2}}}
     torch.save(without, path)  # not a file the train stage ever wrote: refused, not a KeyError
     with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: cannot read .* it has no 'train'\. Train again"):
-        trained_state(cfg, "temporal")
+        trained_state(cfg)
     torch.save(state | {"format": 2}, path)
-    for read in (lambda: trained_state(cfg, "temporal"), lambda: run_train(cfg, LISTS, "temporal", Tracker(None), DistInfo())):
+    for read in (lambda: trained_state(cfg), lambda: run_train(cfg)):
         with pytest.raises(ArtefactFormatError, match=r"temporal\.pt: checkpoint format 2 was written by a newer "
                                                       r"twostream; this one reads formats up to 1"):
             read()
@@ -250,9 +264,9 @@ def test_a_runtime_change_counts_for_neither_the_cache_nor_the_checkpoint(tmp_pa
     cfg, _ = trained(tmp_path, "flow=tvl1")
     runtime = recomposed(tmp_path, "flow=tvl1", *RUNTIME_ONLY)
     assert cache_fingerprint(runtime) == cache_fingerprint(cfg)
-    assert training_settings(runtime, "temporal") == training_settings(cfg, "temporal")
+    assert training_settings(runtime) == training_settings(cfg)
     open_cache(runtime)  # the cache opens
-    trained_state(runtime, "temporal")  # the checkpoint is tested
+    trained_state(runtime)  # the checkpoint is tested
 
 
 @pytest.mark.parametrize("setting", ["flow.params.tau=0.3", "train.lr_gamma=0.5", "+train.added_later=1"])
@@ -260,9 +274,9 @@ def test_a_setting_change_counts_for_both_where_it_belongs(tmp_path, setting):
     cfg, _ = trained(tmp_path, "flow=tvl1")
     changed = recomposed(tmp_path, "flow=tvl1", setting)
     key = setting.lstrip("+").split("=")[0]
-    assert training_settings(changed, "temporal") != training_settings(cfg, "temporal")
-    with pytest.raises(StageError, match=f"{re.escape(key)}: checkpoint has"):
-        trained_state(changed, "temporal")
+    assert training_settings(changed) != training_settings(cfg)
+    with pytest.raises(CheckpointMismatchError, match=f"{re.escape(key)}: checkpoint has"):
+        trained_state(changed)
     if key.startswith("flow."):
         assert cache_fingerprint(changed) != cache_fingerprint(cfg)
         with pytest.raises(CacheMismatchError, match="params.tau: cache has 0.25, config asks for 0.3"):

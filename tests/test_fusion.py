@@ -22,7 +22,8 @@ from twostream.fusion import (
     svm_features,
 )
 from twostream.fusion.stage import run_fuse
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 from twostream.tracking import start_run
 
 DEFAULTS = OmegaConf.load(Path(__file__).parents[1] / "conf" / "fusion" / "default.yaml").svm
@@ -154,7 +155,7 @@ def test_saved_svm_reloads_to_the_same_decisions(tmp_path):
 
 def _write_scores(output_dir: Path, stream: str, subset: str, labels, scores, classes) -> None:
     ids = np.array([f"{classes[label]}/v_{subset}_{i:03d}" for i, label in enumerate(labels)])
-    Scores(ids, labels.astype(np.int64), scores, np.array(classes)).save(scores_path(output_dir, stream, subset))
+    Scores(ids, labels.astype(np.int64), scores, np.array(classes)).save(RunDir(output_dir).scores(stream, subset))
 
 
 def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
@@ -176,7 +177,7 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
                                                "max_iter": 10000, "tol": TOL, "C_search": SEARCH}}})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="three", config={}) as tracker:
-        results = run_fuse(cfg, SplitLists(classes, [], []), tracker)
+        results = run_fuse(cfg, SplitLists(classes, [], []), RunDir(cfg.paths.output_dir), tracker)
 
     test_labels, test_scores = streams["test"]
     train_labels, train_scores = streams["train"]
@@ -192,9 +193,9 @@ def test_fuse_stage_fuses_three_streams_and_records_everything(tmp_path):
         matrix = confusion_matrix(test_labels, scores.argmax(1), labels=range(12))
         assert results["per_class_accuracy"][method] == pytest.approx(list(np.diag(matrix) / matrix.sum(1)))
     for method in ("fusion_average", "fusion_svm"):
-        fused = Scores.load(scores_path(out, method, "test"))
+        fused = Scores.load(RunDir(out).scores(method, "test"))
         np.testing.assert_allclose(fused.scores, expected[method], rtol=1e-5, atol=1e-6)
-        assert list(fused.video_ids) == list(Scores.load(scores_path(out, "spatial", "test")).video_ids)
+        assert list(fused.video_ids) == list(Scores.load(RunDir(out).scores("spatial", "test")).video_ids)
     assert results["accuracy"]["fusion_svm"] > max(results["accuracy"][s] for s in test_scores)
     svm, order = SvmFusion.load(out / "fusion" / "svm.pkl")
     assert order == ["spatial", "temporal", "noise"]
@@ -270,7 +271,7 @@ def _fuse(tmp_path, subsets: dict, fit_on: str, search: str = SEARCH) -> dict:
     val = [None] * len(subsets.get("val", ((), ()))[0])  # only its being non-empty matters to the stage
     tracking = {"mode": "disabled", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="val", config={}) as tracker:
-        return run_fuse(cfg, SplitLists(classes, [], [], val), tracker)
+        return run_fuse(cfg, SplitLists(classes, [], [], val), RunDir(cfg.paths.output_dir), tracker)
 
 
 def test_the_fuse_stage_records_the_Cs_its_ascending_search_fitted(tmp_path):

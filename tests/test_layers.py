@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "twostream"
 LAYERS = [
     {"errors"},
     {"fingerprint"},  # what every stored artefact records: its settings and its format version
-    {"devices", "runlog", "scores", "configs"},
+    {"devices", "runlog", "scores", "configs", "rundir"},
     {"report"},  # results.md and the results' W&B tables: logs through a RunLog
     {"data"},
     {"flow"},
@@ -30,7 +30,7 @@ LAYERS = [
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 # tracking (W&B runs, logged values, provenance) sits above the stages and the checks so that they
 # cannot import it (stages log to a RunLog), and is a leaf: of twostream it imports only these pieces.
-TRACKING_MAY_IMPORT = {"tracking", "errors", "fingerprint", "devices", "runlog", "configs"}
+TRACKING_MAY_IMPORT = {"tracking", "errors", "fingerprint", "devices", "runlog", "configs", "rundir"}
 
 
 def module_name(path: Path) -> str:

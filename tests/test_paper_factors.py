@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("factors", REPO / "experiments/paper/factors.py")
@@ -39,7 +40,7 @@ def test_the_command_groups_seeds_into_cells(tmp_path):
     labels = [0, 1, 2, 3]
     for cell, seed, answers in [("a", 0, [0, 1, 2, 3]), ("a", 1, [2, 3, 0, 1]), ("b", 0, [1, 0, 3, 2])]:
         run = tmp_path / f"{cell}{seed}"
-        scores_answering(answers, labels).save(scores_path(run, "temporal", "test"))
+        scores_answering(answers, labels).save(RunDir(run).scores("temporal", "test"))
         (run / ".hydra").mkdir()
         OmegaConf.save([f"+paper/t={cell}", f"seed={seed}", "+experiment=paper_t"], run / ".hydra/overrides.yaml")
     out = subprocess.run([sys.executable, str(REPO / "experiments/paper/factors.py"), *map(str, sorted(tmp_path.iterdir())),

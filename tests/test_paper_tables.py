@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 from twostream.checks import check_config, check_environment
 from twostream.compare import main as compare_main
 from twostream.errors import ConfigError
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ["paper_table1", "paper_table2", "paper_table3", "paper_table4", "paper_flow"]
@@ -159,11 +160,11 @@ def test_table3_trains_alone_with_a_second_task_and_merged_at_a_tiny_size(tmp_pa
                     if k.startswith("heads.") and k.endswith("weight")]
     assert merged_heads == [24]
     for subset in ("train", "val", "test"):
-        scores = Scores.load(scores_path(merged, "temporal", subset))
+        scores = Scores.load(RunDir(merged).scores("temporal", subset))
         assert list(scores.classes) == results(alone)["classes"] and scores.scores.shape[1] == 12
         assert np.allclose(scores.scores.sum(1), 1, atol=1e-5) and scores.labels.max() < 12
-    assert len(Scores.load(scores_path(merged, "temporal", "train")).labels) == \
-        len(Scores.load(scores_path(alone, "temporal", "train")).labels)
+    assert len(Scores.load(RunDir(merged).scores("temporal", "train")).labels) == \
+        len(Scores.load(RunDir(alone).scores("temporal", "train")).labels)
     heads = [v.shape for k, v in torch.load(multitask / "checkpoints/temporal.pt", weights_only=False)["model"].items()
              if k.startswith("heads.") and k.endswith("weight")]
     assert [h[0] for h in heads] == [12, 12]  # one head per dataset

@@ -155,6 +155,8 @@ def test_videos_too_short_for_the_flow_stack_are_left_out_once_and_the_run_goes_
 def test_keep_best_val_tests_each_stream_with_its_epoch_best_on_validation(tmp_path):
     import torch  # noqa: PLC0415
 
+    from twostream.cache import cache_fingerprint  # noqa: PLC0415
+    from twostream.rundir import RunDir  # noqa: PLC0415
     from twostream.train.stage import trained_state  # noqa: PLC0415
 
     result = twostream(*TINY, "streams.spatial.epochs=4", "streams.temporal.epochs=4", "train.keep=best_val",
@@ -172,7 +174,8 @@ def test_keep_best_val_tests_each_stream_with_its_epoch_best_on_validation(tmp_p
         state = torch.load(output_dir / f"checkpoints/{stream}.pt", weights_only=False)
         assert state["best"]["epoch"] == best and state["best"]["val_accuracy"] == pytest.approx(max(history))
         assert state["settings"]["train"]["keep"] == "best_val"  # part of what the weights depend on
-        kept = trained_state(cfg, stream)["model"]  # what the test stage (and predict) load
+        # what the test stage (and predict) load
+        kept = trained_state(cfg, stream, RunDir(output_dir), cache_fingerprint(cfg))["model"]
         assert all(torch.equal(kept[k], state["best"]["model"][k]) for k in kept)
         if best < 4:  # then the last epoch's weights are others
             assert any(not torch.equal(kept[k], state["model"][k]) for k in kept)

@@ -15,6 +15,7 @@ from wandb_offline import read_offline_run
 
 from twostream.data.splits import SplitLists
 from twostream.fusion.stage import run_fuse
+from twostream.rundir import RunDir
 from twostream.tracking import start_run
 
 CLASSES = [f"class{k:02d}" for k in range(12)]
@@ -69,7 +70,8 @@ def fused(tmp_path_factory):
                                                       {"svm": {"C_grid": [0.1, 1, 10]}})})
     tracking = {"mode": "offline", "project": "twostream-test", "entity": None, "dir": str(tmp_path)}
     with start_run(tracking, stage="fuse", group="report", config={}) as tracker:
-        results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), tracker)
+        results = run_fuse(cfg, SplitLists(CLASSES, [], [], [None] * len(subsets["val"][0])), RunDir(cfg.paths.output_dir),
+                           tracker)
     scores = {m: np.load(out / f"scores/{m}_test.npz")["scores"] for m in METHODS}
     return (results, (out / "results.md").read_text(), read_offline_run(tracker.run_dir), tracker.run_dir,
             test_labels, scores)
@@ -154,6 +156,6 @@ def test_an_old_results_file_without_the_new_metrics_still_formats(tmp_path):
 
     _, md = write_results({"experiment": "old", "dataset": "synthetic", "split": 1, "num_classes": 2,
                            "num_test_videos": 4, "chance": 0.5, "svm_C": 1.0,
-                           "accuracy": {"temporal": 0.75}}, tmp_path)
+                           "accuracy": {"temporal": 0.75}}, RunDir(tmp_path))
     [[header, row, chance]] = markdown_tables(Path(md).read_text())
     assert header == ["method", "test top-1"] and row == ["temporal", "75.0%"] and chance == ["chance (1/C)", "50.0%"]

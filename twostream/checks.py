@@ -37,9 +37,8 @@ from twostream.fusion import C_SEARCHES
 from twostream.inputs.stacking import STACKING_MODES
 from twostream.models import TORCHVISION_ARCHS
 from twostream.models.cnn_m import CNNM2048
+from twostream.rundir import RunDir
 from twostream.runlog import TRACKING_MODES
-from twostream.scores import scores_path
-from twostream.train.stage import checkpoint_path
 
 STAGES = ("extract", "train", "test", "fuse")
 INPUTS = ("rgb", "flow")
@@ -401,12 +400,12 @@ def check_environment(cfg: DictConfig) -> None:
                       "no flow cache there: run stage=extract first")
     elif stages == ("test",):
         for stream in cfg.streams:
-            path = checkpoint_path(cfg, stream)
+            path = RunDir(cfg.paths.output_dir).checkpoint(stream)
             problems.need(path.is_file(), "stage", "test", f"no trained {stream} model {path}: run stage=train first")
     elif stages == ("fuse",):
         for stream in cfg.streams:
             for subset in ("train", "test"):
-                path = scores_path(cfg.paths.output_dir, stream, subset)
+                path = RunDir(cfg.paths.output_dir).scores(stream, subset)
                 problems.need(path.is_file(), "stage", "fuse", f"no score file {path}: run stage=test first")
     if stages != ("fuse",) and not ("extract" in stages and cfg.cache.rebuild) \
             and (Path(cfg.cache.path) / "zarr.json").is_file():

@@ -37,8 +37,9 @@ from scipy.stats import t as student_t
 from twostream.configs import config_dir
 from twostream.fusion import per_class_accuracy
 from twostream.fusion.stage import FUSION_METHODS
+from twostream.rundir import RunDir
 from twostream.runlog import TRACKING_MODES
-from twostream.scores import Scores, scores_path
+from twostream.scores import Scores
 from twostream.sweep.study import OBJECTIVE_ATTR, OUTPUT_DIR_ATTR, open_storage
 from twostream.tracking import start_run
 
@@ -89,14 +90,15 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def load_run(path: str | Path) -> RunResult:
     """A run folder's results.json, per-class accuracy from its test score files, and its config."""
     path = Path(path)
-    results_file = path / "results.json"
+    run_dir = RunDir(path)
+    results_file = run_dir.results_json
     if not results_file.is_file():
         raise FileNotFoundError(f"{results_file}: no results; is {path} a run folder whose fuse stage ran?")
     results = json.loads(results_file.read_text())
     classes = list(results.get("classes", []))
     per_class, test_videos = {}, None
     for method in results["accuracy"]:
-        score_file = scores_path(path, method, "test")
+        score_file = run_dir.scores(method, "test")
         if score_file.is_file():
             scores = Scores.load(score_file)
             test_videos = test_videos or frozenset(str(v) for v in scores.video_ids)
@@ -105,9 +107,9 @@ def load_run(path: str | Path) -> RunResult:
         elif method in results.get("per_class_accuracy", {}):
             per_class[method] = np.array([math.nan if a is None else a
                                           for a in results["per_class_accuracy"][method]])
-    config_file = path / ".hydra" / "config.yaml"
+    config_file = run_dir.config
     settings = _flatten(OmegaConf.to_container(OmegaConf.load(config_file))) if config_file.is_file() else {}
-    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides_file = run_dir.overrides
     overrides = (dict(o.partition("=")[::2] for o in OmegaConf.load(overrides_file))
                  if overrides_file.is_file() else None)
     return RunResult(path, dict(results["accuracy"]), float(results["chance"]), classes, per_class, settings,

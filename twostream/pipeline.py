@@ -8,7 +8,6 @@ stream, for train and test) is one W&B run in the experiment's group.
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -16,18 +15,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from twostream.cache import cache_fingerprint, open_cache, usable_lists
 from twostream.cache.extract import run_extract
+from twostream.cache.store import FlowCache
 from twostream.checks import check_config, check_environment, stages_to_run
 from twostream.data.catalog import check_lists, run_split_lists
 from twostream.data.splits import SplitLists
+from twostream.devices import resolve_device
 from twostream.errors import shortened
 from twostream.fusion.stage import run_fuse
+from twostream.rundir import RunDir
 from twostream.sweep.study import PRUNED_KEY, trial_reporter
 from twostream.tracking import runs_note, start_run
 from twostream.tracking.provenance import run_provenance
-from twostream.train.distributed import barrier, init_distributed
-from twostream.train.stage import frames_needed, run_test, run_train
+from twostream.train.distributed import DistInfo, barrier, init_distributed
+from twostream.train.evaluate import TestProtocol
+from twostream.train.stage import RunContext, frames_needed, run_test, run_train
 
 log = logging.getLogger(__name__)
+
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run ``cfg.stage`` (or all stages) of the experiment; return the results of fuse if it ran.
@@ -51,20 +55,21 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     dist_info = init_distributed(cfg.train.runtime.dist_backend)
     if not dist_info.is_main:
         barrier(dist_info)  # the main process generates / checks the dataset first
-    output_dir = Path(cfg.paths.output_dir)
-    lists = run_split_lists(cfg.dataset, output_dir)
+    run_dir = RunDir(cfg.paths.output_dir)
+    lists = run_split_lists(cfg.dataset, run_dir)
     if dist_info.is_main:
         barrier(dist_info)
     log.info("%s: %s split %d, %d classes, %d train / %d validation / %d test videos listed", cfg.name,
              cfg.dataset.name, cfg.dataset.split, len(lists.classes), len(lists.train), len(lists.val),
              len(lists.test))
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved["provenance"] = run_provenance(cache_fingerprint(cfg))  # the code's commit, the flow cache's identity
+    fingerprint = cache_fingerprint(cfg)
+    resolved["provenance"] = run_provenance(fingerprint)  # the code's commit, the flow cache's identity
     tracking = cfg.tracking if dist_info.is_main else OmegaConf.merge(cfg.tracking, {"mode": "disabled"})
-    results, usable, named, runs = None, None, {}, 0
+    results, context, named, runs = None, None, {}, 0
     for stage in stages:
-        if stage in ("train", "test") and usable is None:  # once the cache is complete, for every stream
-            usable = _usable_lists(cfg, lists, output_dir, warn=dist_info.is_main, named=named)
+        if stage in ("train", "test") and context is None:  # once the cache is complete, for every stream
+            context = _run_context(cfg, lists, run_dir, fingerprint, dist_info, named)
         # train and test run once per stream; the W&B job type is the stage either way.
         jobs = [(f"{stage}_{s}", s) for s in cfg.streams] if stage in ("train", "test") else [(stage, None)]
         for job, stream in jobs:
@@ -78,11 +83,11 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
                 elif stage == "train":
                     on_epoch = None if report_epoch is None else (
                         lambda stats, s=stream: report_epoch(s, stats.epoch, stats.metrics()))
-                    run_train(cfg, usable, stream, tracker, dist_info, on_epoch)
+                    run_train(cfg, context, stream, tracker, on_epoch)
                 elif stage == "test":
-                    run_test(cfg, usable, stream, tracker)
+                    run_test(cfg, context, stream, tracker)
                 else:
-                    results = run_fuse(cfg, lists, tracker)
+                    results = run_fuse(cfg, lists, run_dir, tracker)
             if stage != "train":
                 barrier(dist_info)
             log.info("stage %s done in %.1f s", job, time.perf_counter() - start)
@@ -93,23 +98,34 @@ def _run_stages(cfg: DictConfig, report_epoch: Callable[[str, int, dict[str, flo
     return results
 
 
-def _usable_lists(cfg: DictConfig, lists: SplitLists, output_dir: Path, warn: bool, named: dict[str, str]
-                  ) -> SplitLists:
+def _run_context(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, fingerprint: dict[str, Any],
+                 dist_info: DistInfo, named: dict[str, str]) -> RunContext:
+    """What the train and test stages of every stream share, once the cache is complete: the cache
+    opened once, the usable lists, this process's device and the test protocol on it."""
+    cache = open_cache(cfg)
+    usable = _usable_lists(cfg, lists, cache, run_dir, warn=dist_info.is_main, named=named)
+    device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
+    return RunContext(usable, cache, run_dir, device, TestProtocol.from_config(cfg, device, cfg.progress), fingerprint,
+                      dist_info)
+
+
+def _usable_lists(cfg: DictConfig, lists: SplitLists, cache: FlowCache, run_dir: RunDir, warn: bool,
+                  named: dict[str, str]) -> SplitLists:
     """The lists without the videos the run cannot use, named once: here, unless the extract stage of
     this run has just named them (``named``); then the counts the stages will really use."""
-    usable, left_out = usable_lists(lists, open_cache(cfg), frames_needed(cfg))
+    usable, left_out = usable_lists(lists, cache, frames_needed(cfg))
     if left_out and warn:
         every = {video: f"{video}: {why}" for video, why in sorted(left_out.items())}
         reasons = [line for video, line in every.items() if video not in named]
         already = len(left_out) - len(reasons)
         text = shortened(reasons, None, shown=3) + ("; and " if reasons and already else "") + (
             f"the {already} that failed extraction above" if already else "")
-        listing = output_dir / "left_out_videos.txt"
+        listing = run_dir.left_out_videos
         shortened(list(every.values()), listing)
         log.warning("%d video(s) are left out of training and testing (all in %s): %s", len(left_out), listing, text)
         log.info("using %d train / %d validation / %d test videos", len(usable.train), len(usable.val),
                  len(usable.test))
     if left_out:  # a class may have lost every video of a set: refuse before training, not in fuse
-        check_lists(usable, f"after leaving out the {len(left_out)} unusable video(s) of {output_dir / 'left_out_videos.txt'}",
+        check_lists(usable, f"after leaving out the {len(left_out)} unusable video(s) of {run_dir.left_out_videos}",
                     cfg.dataset.get("validation"))
     return usable

@@ -10,7 +10,7 @@ The run's own stages do the work, so a video gets exactly the scores the test st
   and uint8 quantisation, and the same chunk codec (JPEG by default: a lossy step the stored values
   went through, which is why an in-memory shortcut would not give the same numbers);
 - each stream reads them through its input source (:func:`~twostream.train.stage.input_source`) and
-  is scored with the test protocol (:func:`~twostream.train.evaluate.score_videos`: every position's
+  is scored with the test protocol (:class:`~twostream.train.evaluate.TestProtocol`: every position's
   crops batched, flow computed once per video for all positions);
 - the streams are fused with :func:`~twostream.fusion.average_fusion` and the run's SVM.
 
@@ -46,15 +46,13 @@ from twostream.devices import resolve_device
 from twostream.errors import MissingDataError, StageError, UserError
 from twostream.flow import get_estimator
 from twostream.fusion import SvmFusion, average_fusion
-from twostream.fusion.stage import svm_model_path
 from twostream.inputs.datasets import InputSource
 from twostream.models import StreamNet
 from twostream.predict_viz import Caption, save_animation, save_picture
-from twostream.scores import Scores, scores_path
-from twostream.train.evaluate import score_videos
+from twostream.rundir import RunDir
+from twostream.scores import Scores
+from twostream.train.evaluate import TestProtocol
 from twostream.train.stage import frames_needed, input_source, stream_model, trained_state
-
-CONFIG = Path(".hydra") / "config.yaml"
 
 
 @dataclass
@@ -118,7 +116,7 @@ def listed_truths(run: "TrainedRun") -> dict[str, Truth]:
     each video by its path under the dataset's video root without the extension."""
     truths = {}
     for subset in ("train", "val", "test"):
-        path = scores_path(run.run_dir, next(iter(run.weights)), subset)
+        path = RunDir(run.run_dir).scores(next(iter(run.weights)), subset)
         if path.is_file():  # no val file for a run without a validation split
             listed = Scores.load(path)
             truths |= {str(v): Truth(str(listed.classes[label]), subset)
@@ -166,13 +164,13 @@ def predict_settings() -> DictConfig:
 def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
     """The run in ``run_dir`` (an experiment's output folder) with its streams on ``device``
     (None: the run's own ``device`` setting); raises a UserError naming what is missing."""
-    run_dir = Path(run_dir)
-    config = run_dir / CONFIG
+    folder = RunDir(run_dir)
+    config = folder.config
     if not config.is_file():
         raise MissingDataError(f"{config}: no such file; RUN_DIR must be a finished run's output folder "
                                "(e.g. outputs/quickstart), which holds the config the run was composed with")
     cfg = OmegaConf.load(config)
-    cfg.paths.output_dir = str(run_dir)  # Hydra's ${hydra:runtime.output_dir}, which only Hydra resolves
+    cfg.paths.output_dir = str(folder)  # Hydra's ${hydra:runtime.output_dir}, which only Hydra resolves
     if device is not None and (cfg.flow.get("runtime") or {}).get("device") is not None:
         cfg.flow.runtime.device = device  # where flow is computed is runtime, not part of its fingerprint
     try:
@@ -185,14 +183,15 @@ def load_run(run_dir: str | Path, device: str | None = None) -> TrainedRun:
     streams = list(cfg.streams)
     svm, svm_streams = None, []
     if len(streams) > 1:  # one stream is not fused (the fuse stage writes no SVM for it)
-        svm_path = svm_model_path(run_dir)
+        svm_path = folder.svm_model
         if not svm_path.is_file():
             raise MissingDataError(f"{svm_path}: no fitted SVM; this run's fuse stage has not run. Run it "
                                    f"(python -m twostream <the run's overrides> stage=fuse) and predict again")
         svm, svm_streams = SvmFusion.load(svm_path)
-    classes = [str(c) for c in Scores.load(scores_path(run_dir, streams[0], "test")).classes]
-    weights = {stream: trained_state(cfg, stream)["model"] for stream in streams}
-    return TrainedRun(run_dir, cfg, classes, weights, svm, svm_streams, run_device)
+    classes = [str(c) for c in Scores.load(folder.scores(streams[0], "test")).classes]
+    fingerprint = cache_fingerprint(cfg)
+    weights = {stream: trained_state(cfg, stream, folder, fingerprint)["model"] for stream in streams}
+    return TrainedRun(folder.root, cfg, classes, weights, svm, svm_streams, run_device)
 
 
 def trained_model(run: TrainedRun, stream: str, source: InputSource) -> StreamNet:
@@ -271,14 +270,12 @@ def predict(run: TrainedRun, videos: Sequence[Path], *, samples: int = 0, progre
     with ``samples``, that many evenly spaced frames of each video with their flow are kept."""
     check_videos(run, videos)
     cfg = run.cfg
+    protocol = TestProtocol.from_config(cfg, run.device, progress)
     with extracted(run, videos, progress) as (cache, listed):
         scores = {}
         for stream in run.weights:
             source = input_source(cfg.streams[stream], cache)
-            scores[stream] = score_videos(trained_model(run, stream, source), source, listed, run.classes,
-                                          num_positions=cfg.test.num_positions, crops=cfg.test.crops,
-                                          crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                                          device=run.device, progress=progress).scores
+            scores[stream] = protocol.score(trained_model(run, stream, source), source, listed, run.classes).scores
         if run.svm is not None:
             scores["fusion_average"] = average_fusion([scores[s] for s in run.weights])
             scores["fusion_svm"] = run.svm.decision([scores[s] for s in run.svm_streams])

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twostream.rundir import RunDir
 from twostream.runlog import RunLog
 
 
@@ -96,11 +97,11 @@ def format_confusion(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(results: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
+def write_results(results: dict[str, Any], run_dir: RunDir) -> tuple[Path, Path]:
     """Write results.json and results.md (with the per-class table and confusion matrices, when there
-    are some) into ``output_dir``; return their paths."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = output_dir / "results.json", output_dir / "results.md"
+    are some) into the run folder; return their paths."""
+    run_dir.root.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = run_dir.results_json, run_dir.results_md
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     sections = [format_markdown(results)]
     if "per_class_accuracy" in results:

@@ -1,6 +1,7 @@
 """Per-video score files: what the test stage writes and fusion, comparisons and analyses read.
 
-``scores/<stream or fusion method>_<train|val|test>.npz`` in a run's output folder: ``video_ids``
+``scores/<stream or fusion method>_<train|val|test>.npz`` in a run's output folder
+(:meth:`twostream.rundir.RunDir.scores`): ``video_ids``
 (str, N: the video's path under the video root, no extension), ``labels`` (int64, N, 0-based),
 ``scores`` (float32, N x C: softmax averaged over the test protocol, or a fusion's class scores),
 ``classes`` (str, C: class names in label order), ``format`` (int, 0-d: :data:`SCORES_FORMAT`'s
@@ -81,7 +82,3 @@ class Scores:
             state = SCORES_FORMAT.read({name: f[name] for name in f.files}, path)
         return cls(*(state[name] for name in _ARRAYS))
 
-
-def scores_path(output_dir: str | Path, stream: str, subset: str) -> Path:
-    """Where the score file of ``stream`` on the ``train``, ``val`` or ``test`` videos lives."""
-    return Path(output_dir) / "scores" / f"{stream}_{subset}.npz"

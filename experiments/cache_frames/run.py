@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twostream.rundir import RunDir
+
 CHOICES = {  # name -> cache.frames overrides; the first two are the comparison the default rests on
     "all": ["cache.frames.keep=all"],
     "protocol0": ["cache.frames.keep=protocol", "cache.frames.train_frames=0"],
@@ -64,7 +66,7 @@ def run(seeds: list[int]) -> None:
     for choice, seed in order:
         folder = Path(f"outputs/cache_frames_{choice}_s{seed}")
         claimed = folder.with_suffix(".claimed")  # several drivers may share the runs
-        if (folder / "scores" / "spatial_test.npz").exists() or claimed.exists():
+        if RunDir(folder).scores("spatial", "test").exists() or claimed.exists():
             continue
         claimed.touch()
         start = time.perf_counter()
@@ -123,7 +125,7 @@ def loader_speeds(choices: list[str], rounds: int = 5, seconds: float = 4.0) -> 
 
 
 def accuracy(folder: Path, subset: str) -> float | None:
-    path = folder / "scores" / f"spatial_{subset}.npz"
+    path = RunDir(folder).scores("spatial", subset)
     if not path.exists():
         return None
     with np.load(path) as scores:

@@ -24,15 +24,16 @@ from omegaconf import OmegaConf
 from twostream.compare import Interval, markdown_table
 from twostream.fusion import average_fusion
 from twostream.fusion.stage import fit_fusion_svm
-from twostream.scores import Scores, accuracy, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores, accuracy
 
 
 def measure(run: Path) -> dict[str, float]:
     """Test accuracies of the streams, the average and the SVM fitted each way; the streams' training
     accuracy."""
-    cfg = OmegaConf.load(run / ".hydra/config.yaml")
+    cfg = OmegaConf.load(RunDir(run).config)
     streams = list(cfg.streams)
-    loaded = {subset: [Scores.load(scores_path(run, s, subset)) for s in streams] for subset in ("train", "val", "test")}
+    loaded = {subset: [Scores.load(RunDir(run).scores(s, subset)) for s in streams] for subset in ("train", "val", "test")}
     test = loaded["test"]
     row = {f"{s} (train)": sc.accuracy for s, sc in zip(streams, loaded["train"], strict=True)}
     row |= {s: sc.accuracy for s, sc in zip(streams, test, strict=True)}

@@ -21,7 +21,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from twostream.data.synthetic import MOTIONS, TEXTURE_COLOURS
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 
 
 def split_class(name: str) -> tuple[str, str]:
@@ -45,7 +46,7 @@ def factor_accuracies(scores: Scores) -> dict[str, float]:
 
 def cell_of(run: Path) -> str:
     """The run's job overrides other than its seed and experiment: the cell it belongs to."""
-    overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+    overrides = OmegaConf.load(RunDir(run).overrides)
     return " ".join(o for o in overrides
                     if not o.startswith(("seed=", "tracking.", "paths.", "name=", "+experiment=")))
 
@@ -58,7 +59,7 @@ def main() -> None:
     cells: dict[str, list[dict[str, float]]] = defaultdict(list)
     classes = set()
     for run in args.runs:
-        scores = Scores.load(scores_path(run, args.method, "test"))
+        scores = Scores.load(RunDir(run).scores(args.method, "test"))
         classes |= {split_class(str(scores.classes[label])) for label in scores.labels}
         cells[cell_of(run)].append(factor_accuracies(scores))
     motions, appearances = {m for _, m in classes}, {a for a, _ in classes}

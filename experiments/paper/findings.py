@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from scipy.stats import t as student_t
 
 from twostream.compare import Interval, load_runs_file
+from twostream.rundir import RunDir
 
 BUILT_IN, TESTED, NEEDS_REAL_DATA = "built in", "tested", "needs real data"
 
@@ -165,8 +166,9 @@ def load_runs(paths: list[Path]) -> list[Run]:
             runs += [Run(r.path, frozenset(f"{k}={v}" for k, v in r.overrides.items()), r.accuracy)
                      for r in load_runs_file(path)]
         else:
-            runs.append(Run(path, frozenset(OmegaConf.load(path / ".hydra" / "overrides.yaml")),
-                            json.loads((path / "results.json").read_text())["accuracy"]))
+            run_dir = RunDir(path)
+            runs.append(Run(path, frozenset(OmegaConf.load(run_dir.overrides)),
+                            json.loads(run_dir.results_json.read_text())["accuracy"]))
     return runs
 
 

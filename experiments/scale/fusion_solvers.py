@@ -33,6 +33,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from twostream.fusion import cv_splits, fit_svm_fusion, svm_features
+from twostream.rundir import RunDir
 from twostream.scores import Scores
 
 CLASSES = 101
@@ -134,7 +135,7 @@ def main() -> None:
           + ("folds | unseen |" if args.compare == "folds" else "same predictions as the first | Cs fitted |")
           + "\n|---|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
     for folder in args.scores or []:
-        subsets = {subset: [Scores.load(folder / f"{stream}_{subset}.npz") for stream in ("spatial", "temporal")]
+        subsets = {subset: [Scores.load(RunDir(folder.parent).scores(stream, subset)) for stream in ("spatial", "temporal")]
                    for subset in ("val", "train")}
         val, train = subsets["val"], subsets["train"]
         run(str(folder), len(val[0].labels), [s.scores for s in val], val[0].labels,

@@ -23,6 +23,7 @@ from twostream.data.splits import (
 from twostream.data.synthetic import generate_synthetic
 from twostream.data.validation import hold_out_validation
 from twostream.errors import DataError, MissingDataError, shortened
+from twostream.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +103,20 @@ def merged_labels(lists: MultiTaskLists) -> MergedLists:
     return MergedLists(classes, train, lists.test, lists.val, evaluated_classes=list(lists.classes))
 
 
-def _multitask_lists(dataset_cfg: Any, listing_dir: Path | None) -> MultiTaskLists:
+def _multitask_lists(dataset_cfg: Any, run_dir: RunDir | None) -> MultiTaskLists:
     """``dataset.tasks`` (name -> a dataset config) loaded, ``dataset.evaluate`` first."""
     tasks = dataset_cfg.tasks
     if dataset_cfg.evaluate not in tasks:
         raise DataError(f"dataset.evaluate={dataset_cfg.evaluate!r} is not one of dataset.tasks: {', '.join(tasks)}")
     names = [dataset_cfg.evaluate, *(n for n in tasks if n != dataset_cfg.evaluate)]
-    first, *others = (_official_lists(tasks[n], listing_dir) for n in names)
+    first, *others = (_official_lists(tasks[n], run_dir) for n in names)
     ids = [v.id for task in (first, *others) for v in task.train + task.test]
     if len(set(ids)) != len(ids):
         raise DataError(f"the datasets {', '.join(names)} share video ids; they would share cache entries")
     return MultiTaskLists(first.classes, first.train, first.test, others=tuple(others))
 
 
-def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> SplitLists:
+def load_split_lists(dataset_cfg: Any, run_dir: RunDir | None = None) -> SplitLists:
     """The train/validation/test lists of ``dataset_cfg.split``; the synthetic dataset is generated first;
     a multi-task dataset's tasks merged into one label set with ``dataset_cfg.merge_labels``.
 
@@ -123,10 +124,10 @@ def load_split_lists(dataset_cfg: Any, listing_dir: Path | None = None) -> Split
     groups becomes the validation split (:mod:`twostream.data.validation`; drawn group by group from
     their names for a folder of one's own videos); without it ``val`` is empty.
     Raises MissingDataError naming the first listed videos that are not on disk (and, with
-    ``listing_dir``, writing all of them to ``missing_videos_<dataset>.txt`` there), DataError when
+    ``run_dir``, writing all of them to its ``missing_videos_<dataset>.txt``), DataError when
     the lists cannot train and test a classifier (:func:`check_lists`).
     """
-    lists = _official_lists(dataset_cfg, listing_dir)
+    lists = _official_lists(dataset_cfg, run_dir)
     validation = dataset_cfg.get("validation")
     check_lists(lists, _source(dataset_cfg), validation, drawn=_drawn_here(dataset_cfg))
     if validation is not None:
@@ -190,25 +191,24 @@ def _classes_without(classes: Sequence[str], videos: Sequence[Video]) -> list[st
     return [c for label, c in enumerate(classes) if label not in present]
 
 
-SAVED_SPLIT = "splits"  # the run's own copy of its lists, in its output folder
 _SPLIT_KEYS = ("name", "format", "video_root", "split", "test_fraction", "split_seed", "validation", "generator")
 
 
-def run_split_lists(dataset_cfg: Any, output_dir: Path) -> SplitLists:
-    """The run's lists: :func:`load_split_lists`, written UCF-style into ``output_dir/splits`` by the
+def run_split_lists(dataset_cfg: Any, run_dir: RunDir) -> SplitLists:
+    """The run's lists: :func:`load_split_lists`, written UCF-style into the run folder's ``splits`` by the
     first run and read back from there by every later one (another stage alone, a resumed run), so
     that videos added to the folder later never change a run's split.
 
     A multi-task run's lists are not written (its other datasets only train, on their official lists).
     Raises DataError when the saved split was drawn with other split settings.
     """
-    lists = load_split_lists(dataset_cfg, listing_dir=output_dir)
+    lists = load_split_lists(dataset_cfg, run_dir)
     if dataset_cfg.format == "multitask":
         return lists
-    folder = Path(output_dir) / SAVED_SPLIT
+    folder = run_dir.splits
     node = OmegaConf.to_container(dataset_cfg, resolve=True)
     settings = {k: node[k] for k in _SPLIT_KEYS if k in node}
-    record = folder / "split.json"
+    record = run_dir.split_settings
     if not record.is_file():
         write_split_lists(lists, folder, dataset_cfg.split)
         record.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")  # last: the lists are whole
@@ -232,10 +232,10 @@ def run_split_lists(dataset_cfg: Any, output_dir: Path) -> SplitLists:
     return saved
 
 
-def _official_lists(dataset_cfg: Any, listing_dir: Path | None) -> SplitLists:
+def _official_lists(dataset_cfg: Any, run_dir: RunDir | None) -> SplitLists:
     """The dataset's train/test lists as its split files (or the folder's seeded split) give them."""
     if dataset_cfg.format == "multitask":
-        return _multitask_lists(dataset_cfg, listing_dir)
+        return _multitask_lists(dataset_cfg, run_dir)
     if dataset_cfg.get("generator") is not None:
         generate_synthetic(dataset_cfg.root, **dataset_cfg.generator)
     if dataset_cfg.format not in FORMATS:
@@ -246,7 +246,7 @@ def _official_lists(dataset_cfg: Any, listing_dir: Path | None) -> SplitLists:
         lists = PARSERS[dataset_cfg.format](dataset_cfg.splits_dir, dataset_cfg.split, dataset_cfg.video_root)
     missing = missing_videos(lists)
     if missing:
-        listing = None if listing_dir is None else Path(listing_dir) / f"missing_videos_{dataset_cfg.name}.txt"
+        listing = None if run_dir is None else run_dir.missing_videos(dataset_cfg.name)
         raise MissingDataError(
             f"{len(missing)} video(s) listed in {Path(dataset_cfg.splits_dir)} split {dataset_cfg.split} "
             f"are not under dataset.video_root={dataset_cfg.video_root}: {shortened(missing, listing)}")

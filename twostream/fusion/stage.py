@@ -1,7 +1,6 @@
 """The fuse stage: fuse the streams' test scores, write fused score files, the model and the results."""
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,13 +10,13 @@ from twostream.data.splits import SplitLists
 from twostream.errors import StageError
 from twostream.fusion import SvmFusion, average_fusion, cv_splits, fit_svm_fusion, per_class_accuracy
 from twostream.report import format_markdown, log_results, write_results
+from twostream.rundir import RunDir
 from twostream.runlog import RunLog
 from twostream.scores import (
     Scores,
     accuracy,
     confusion_counts,
     mean_class_accuracy,
-    scores_path,
     top_k_accuracy,
 )
 
@@ -25,11 +24,6 @@ log = logging.getLogger(__name__)
 
 FUSION_METHODS = ("fusion_average", "fusion_svm")
 TOP_K = 5  # the second accuracy reported beside top-1 (of min(TOP_K, classes) best classes)
-
-
-def svm_model_path(output_dir: str | Path) -> Path:
-    """Where the fitted SVM of the fuse stage is pickled."""
-    return Path(output_dir) / "fusion" / "svm.pkl"
 
 
 def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[SvmFusion, str]:
@@ -93,8 +87,9 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
             "C_tried": svm.C_tried, "C_accuracies": svm.C_accuracies}
 
 
-def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, Any]:
-    """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results.
+def run_fuse(cfg: DictConfig, lists: SplitLists, run_dir: RunDir, run_log: RunLog) -> dict[str, Any]:
+    """Fuse every stream's scores (average, SVM); write the fused scores, the SVM and the results
+    into ``run_dir``.
 
     Any number of streams (``cfg.streams``) is fused; their score files must list the same videos.
     A single stream has nothing to fuse: its results are written without fusion methods.
@@ -103,9 +98,8 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     on; the test labels are read for ``accuracy`` alone.
     """
     streams = list(cfg.streams)
-    output_dir = Path(cfg.paths.output_dir)
     subsets = ("train", "val", "test") if lists.val else ("train", "test")
-    loaded = {subset: [Scores.load(scores_path(output_dir, s, subset)) for s in streams] for subset in subsets}
+    loaded = {subset: [Scores.load(run_dir.scores(s, subset)) for s in streams] for subset in subsets}
     for subset in loaded.values():
         if any(list(sc.video_ids) != list(subset[0].video_ids) for sc in subset[1:]):
             raise StageError("the streams' score files list different videos; rerun stage=test for all streams")
@@ -116,7 +110,7 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
     svm, fitted_on = None, None
     if methods:
         svm, fitted_on = fit_fusion_svm(cfg, loaded)
-        svm.save(svm_model_path(output_dir), streams)
+        svm.save(run_dir.svm_model, streams)
 
     def method_scores(subset: str) -> dict[str, np.ndarray]:
         per_stream = [sc.scores for sc in loaded[subset]]
@@ -125,7 +119,7 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
         return dict(zip(streams, per_stream, strict=True)) | fused
 
     test_scores = method_scores("test")
-    fused_files = [scores_path(output_dir, m, "test") for m in methods]
+    fused_files = [run_dir.scores(m, "test") for m in methods]
     for method, path in zip(methods, fused_files, strict=True):
         Scores(test.video_ids, test.labels, test_scores[method].astype(np.float32), test.classes).save(path)
 
@@ -160,10 +154,10 @@ def run_fuse(cfg: DictConfig, lists: SplitLists, run_log: RunLog) -> dict[str, A
                                       for m, acc in per_class.items()},
                # rows: true class, columns: predicted class (top-1), in ``classes`` order
                "confusion": {m: confusion_counts(s, test.labels, len(classes)).tolist() for m, s in test_scores.items()}}
-    json_path, md_path = write_results(results, output_dir)
+    json_path, md_path = write_results(results, run_dir)
     print(format_markdown(results))
     log_results(run_log, results)
     run_log.log_artifact([json_path, md_path], name=f"{cfg.name}-results", type="results")
     if methods:
-        run_log.log_artifact([svm_model_path(output_dir), *fused_files], name=f"{cfg.name}-fusion", type="fusion")
+        run_log.log_artifact([run_dir.svm_model, *fused_files], name=f"{cfg.name}-fusion", type="fusion")
     return results

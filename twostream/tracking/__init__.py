@@ -25,6 +25,7 @@ import numpy as np
 import wandb
 from omegaconf import DictConfig, OmegaConf
 
+from twostream.rundir import RunDir
 from twostream.runlog import TRACKING_MODES
 
 __all__ = ["Tracker", "runs_note", "start_run"]
@@ -168,7 +169,7 @@ def runs_note(tracking_cfg: Mapping[str, Any], count: int) -> str | None:
     if tracking_cfg["mode"] == "disabled" or count == 0:
         return None
     if tracking_cfg["mode"] == "offline":
-        folder = Path(tracking_cfg["dir"]).absolute() / "wandb"
+        folder = RunDir(Path(tracking_cfg["dir"]).absolute()).wandb
         if folder.is_relative_to(Path.cwd()):  # as the user would type it from here
             folder = folder.relative_to(Path.cwd())
         return (f"W&B: {count} offline run(s) in {folder}; browse them with `wandb leet {folder}`, "

@@ -35,7 +35,7 @@ class TrainingStopped(RuntimeError):
 
 
 class CheckpointMismatchError(UserError, ValueError):
-    """A checkpoint to resume from was made with other settings than the config's."""
+    """A checkpoint to resume, test or predict with was made with other settings than the config's."""
 
 
 def _checkpoint_0_to_1(state: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +163,8 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
     first_epoch, best = 0, None
     if train_cfg.runtime.resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint, device)
-        changed = differences(state["settings"], settings, "checkpoint")
-        if changed:
-            raise CheckpointMismatchError(
-                f"{checkpoint} was trained with other settings:\n  " + "\n  ".join(changed)
-                + "\nUse another name=..., or train.runtime.resume=false to train from scratch over it.")
+        refuse_other_settings(checkpoint, state, settings,
+                              "Use another name=..., or train.runtime.resume=false to train from scratch over it.")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -230,6 +227,15 @@ def train_stream(model: StreamNet, source: InputSource, videos: list[Video], *, 
         if any(gather(stop is not None, info)):
             raise stop if stop is not None else TrainingStopped("the main process stopped training")
     return model
+
+
+def refuse_other_settings(checkpoint: Path, state: Mapping[str, Any], settings: Mapping[str, Any], fix: str) -> None:
+    """Refuse the checkpoint's ``state`` when it was trained with other ``settings`` than asked for
+    (resuming it, testing it, predicting with it), naming every difference and then ``fix``."""
+    changed = differences(state["settings"], settings, "checkpoint")
+    if changed:
+        raise CheckpointMismatchError(f"{checkpoint} was trained with other settings than the config's:\n  "
+                                      + "\n  ".join(changed) + f"\n{fix}")
 
 
 def kept_weights(state: Mapping[str, Any], keep: str) -> tuple[dict[str, torch.Tensor], int]:

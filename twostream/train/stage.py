@@ -1,29 +1,57 @@
-"""The train and test stages of one stream, as the pipeline runs them from the config."""
+"""The train and test stages of one stream, as the pipeline runs them from the config and the run's
+:class:`RunContext`.
+
+They read the config's ``streams``, ``model``, ``train``, ``dataset`` (which videos trained the
+weights), ``seed`` and ``progress``; what the whole run shares (the opened cache, the usable lists,
+the run folder, the device, the test protocol) comes in the context, built once by the pipeline.
+"""
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from twostream.cache import cache_fingerprint, open_cache
 from twostream.cache.store import FlowCache
 from twostream.data.catalog import scored_classes, scored_train, task_lists, training_videos
 from twostream.data.splits import SplitLists
-from twostream.devices import resolve_device
 from twostream.errors import StageError
-from twostream.fingerprint import counted, differences
+from twostream.fingerprint import counted
 from twostream.inputs.datasets import FlowStackSource, FrameSource, InputSource
 from twostream.models import StreamNet, build_model
+from twostream.rundir import RunDir
 from twostream.runlog import RunLog
-from twostream.scores import scores_path
 from twostream.train.distributed import DistInfo
-from twostream.train.evaluate import score_videos
-from twostream.train.loop import EpochStats, kept_weights, load_checkpoint, train_stream
+from twostream.train.evaluate import TestProtocol
+from twostream.train.loop import (
+    EpochStats,
+    kept_weights,
+    load_checkpoint,
+    refuse_other_settings,
+    train_stream,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the train and test stages of every stream share, built once per run by the pipeline.
+
+    ``lists`` holds only the videos the run can use (:func:`twostream.cache.usable_lists`),
+    ``cache`` is the flow cache opened for reading, ``protocol`` the test protocol on ``device``,
+    ``flow_fingerprint`` the cache's settings (part of what trained weights depend on).
+    """
+
+    lists: SplitLists
+    cache: FlowCache
+    run_dir: RunDir
+    device: torch.device
+    protocol: TestProtocol
+    flow_fingerprint: dict[str, Any]
+    dist_info: DistInfo = field(default_factory=DistInfo)
 
 
 def input_source(stream_cfg: DictConfig, cache: FlowCache) -> InputSource:
@@ -47,11 +75,11 @@ def stream_model(cfg: DictConfig, stream_cfg: DictConfig, source: InputSource,
     return model
 
 
-def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictConfig, InputSource, StreamNet]:
+def stream_parts(cfg: DictConfig, cache: FlowCache, lists: SplitLists, stream: str
+                 ) -> tuple[DictConfig, InputSource, StreamNet]:
     """What both the train and the test stage of a stream start from: its config, its input
-    source (reading the cache) and a freshly built network."""
+    source (reading ``cache``) and a freshly built network with a head per task of ``lists``."""
     stream_cfg = cfg.streams[stream]
-    cache = open_cache(cfg)
     source = input_source(stream_cfg, cache)
     # The initial weights depend on the seed alone, not on what ran before in this process
     # (the other stream, an earlier sweep trial).
@@ -60,18 +88,14 @@ def stream_parts(cfg: DictConfig, lists: SplitLists, stream: str) -> tuple[DictC
                                             [len(task.classes) for task in task_lists(lists)])
 
 
-def checkpoint_path(cfg: DictConfig, stream: str) -> Path:
-    """Where the stream's checkpoint is written every epoch."""
-    return Path(cfg.paths.output_dir) / "checkpoints" / f"{stream}.pt"
-
-
-def training_settings(cfg: DictConfig, stream: str) -> dict[str, Any]:
+def training_settings(cfg: DictConfig, stream: str, flow_fingerprint: dict[str, Any]) -> dict[str, Any]:
     """What a stream's trained weights depend on, counted by :func:`twostream.fingerprint.counted`'s
-    rule (so ``train.runtime`` does not count): resuming or testing with other values is refused."""
+    rule (so ``train.runtime`` does not count), with the flow cache's ``flow_fingerprint``: resuming or
+    testing with other values is refused."""
     return counted(cfg, {"stream": f"streams.{stream}", "model": "model", "train": "train",
                          # the dataset's videos, and which training videos were held out for validation
                          "dataset": {key: f"dataset.{key}" for key in ("name", "split", "root", "validation")},
-                         "seed": "seed"}) | {"flow": cache_fingerprint(cfg)}
+                         "seed": "seed"}) | {"flow": flow_fingerprint}
 
 
 def frames_needed(cfg: DictConfig) -> int:
@@ -79,26 +103,22 @@ def frames_needed(cfg: DictConfig) -> int:
     return max(stream.L + 1 if stream.input == "flow" else 1 for stream in cfg.streams.values())
 
 
-def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, dist_info: DistInfo,
+def run_train(cfg: DictConfig, context: RunContext, stream: str, run_log: RunLog,
               on_epoch: Callable[[EpochStats], None] | None = None) -> None:
-    """The train stage of one stream, on ``lists``' training videos (all processes under torchrun).
-
-    ``lists`` holds only videos the run can use (:func:`twostream.cache.usable_lists`).
+    """The train stage of one stream, on the context's training videos (all processes under torchrun).
 
     Every epoch is logged to ``run_log``, then handed to ``on_epoch`` (which may stop training by
     raising, as a sweep's pruner does); at the end, the checkpoint as an artefact
     (``tracking.log_checkpoints``).
     """
-    stream_cfg, source, model = stream_parts(cfg, lists, stream)
-    device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
+    lists = context.lists
+    stream_cfg, source, model = stream_parts(cfg, context.cache, lists, stream)
     val_videos = lists.val if cfg.train.runtime.validate else []
+    # The validation videos (held out of training; never the test videos), cheaply.
+    validation = context.protocol.validation(cfg.train.runtime.val_positions)
 
     def validate(net: torch.nn.Module) -> float:
-        # The validation videos (held out of training; never the test videos), cheaply: a few
-        # positions, centre crop only.
-        return score_videos(net, source, val_videos, scored_classes(lists), num_positions=cfg.train.runtime.val_positions,
-                            crops=1, crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                            device=device, progress=False).accuracy
+        return validation.score(net, source, val_videos, scored_classes(lists)).accuracy
 
     def epoch_done(stats: EpochStats) -> None:
         log.info("%s epoch %d: loss %.3f, train accuracy %.3f%s, lr %.2g, %.0f samples/s", stream, stats.epoch,
@@ -111,26 +131,26 @@ def run_train(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog, 
 
     videos, tasks = training_videos(lists)
     train_stream(model, source, videos, train_cfg=cfg.train, tasks=tasks,
-                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=checkpoint_path(cfg, stream),
-                 device=device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
-                 settings=training_settings(cfg, stream), dist_info=dist_info, progress=cfg.progress,
+                 lr=stream_cfg.lr, epochs=stream_cfg.epochs, checkpoint=context.run_dir.checkpoint(stream),
+                 device=context.device, seed=cfg.seed, on_epoch=epoch_done, validate=validate if val_videos else None,
+                 settings=training_settings(cfg, stream, context.flow_fingerprint), dist_info=context.dist_info,
+                 progress=cfg.progress,
                  keep_best=cfg.train.keep == "best_val")
     if cfg.tracking.log_checkpoints:
-        run_log.log_artifact(checkpoint_path(cfg, stream), name=f"{cfg.name}-{stream}-checkpoint", type="model")
+        run_log.log_artifact(context.run_dir.checkpoint(stream), name=f"{cfg.name}-{stream}-checkpoint", type="model")
 
 
-def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
-    """The stream's checkpoint, refused when it is missing or was trained with other settings than
-    ``cfg``'s; one that stopped early is taken with a warning. ``model`` holds the weights
-    ``train.keep`` says (the last epoch's, or the best on validation), ``kept_epoch`` their epoch."""
-    checkpoint = checkpoint_path(cfg, stream)
+def trained_state(cfg: DictConfig, stream: str, run_dir: RunDir, flow_fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The stream's checkpoint in ``run_dir``, refused when it is missing or was trained with other
+    settings than ``cfg``'s (and ``flow_fingerprint``); one that stopped early is taken with a warning.
+    ``model`` holds the weights ``train.keep`` says (the last epoch's, or the best on validation),
+    ``kept_epoch`` their epoch."""
+    checkpoint = run_dir.checkpoint(stream)
     if not checkpoint.is_file():
         raise StageError(f"{checkpoint}: no trained {stream} model; run stage=train first")
     state = load_checkpoint(checkpoint)
-    changed = differences(state["settings"], training_settings(cfg, stream), "checkpoint")
-    if changed:
-        raise StageError(f"{checkpoint} was trained with other settings than the config's:\n  "
-                         + "\n  ".join(changed) + "\nRun stage=train with these settings first.")
+    refuse_other_settings(checkpoint, state, training_settings(cfg, stream, flow_fingerprint),
+                          "Run stage=train with these settings first.")
     if state["epoch"] < cfg.streams[stream].epochs:
         log.warning("%s was trained for %d of %d epochs (interrupted?); testing it as it is",
                     checkpoint, state["epoch"], cfg.streams[stream].epochs)
@@ -141,22 +161,21 @@ def trained_state(cfg: DictConfig, stream: str) -> dict[str, Any]:
     return state | {"model": weights, "kept_epoch": epoch}
 
 
-def run_test(cfg: DictConfig, lists: SplitLists, stream: str, run_log: RunLog) -> None:
-    """The test stage of one stream: score files for the train, validation (if any) and test videos;
-    the train and test ones are logged to ``run_log`` as one artefact."""
-    _, source, model = stream_parts(cfg, lists, stream)
-    state = trained_state(cfg, stream)
+def run_test(cfg: DictConfig, context: RunContext, stream: str, run_log: RunLog) -> None:
+    """The test stage of one stream: score files for the context's train, validation (if any) and
+    test videos, scored with its test protocol; the train and test ones are logged to ``run_log`` as
+    one artefact."""
+    lists = context.lists
+    _, source, model = stream_parts(cfg, context.cache, lists, stream)
+    state = trained_state(cfg, stream, context.run_dir, context.flow_fingerprint)
     model.load_state_dict(state["model"])
     run_log.set_summary({"train_keep": cfg.train.keep, "kept_epoch": state["kept_epoch"]})
     for subset, videos in (("train", scored_train(lists)), ("val", lists.val), ("test", lists.test)):
         if not videos:  # a run without a validation split
             continue
-        scores = score_videos(model, source, videos, scored_classes(lists),
-                              num_positions=cfg.test.num_positions, crops=cfg.test.crops,
-                              crop_size=cfg.train.crop_size, batch_size=cfg.test.batch_size,
-                              device=resolve_device(cfg.device), progress=cfg.progress)
-        scores.save(scores_path(cfg.paths.output_dir, stream, subset))
+        scores = context.protocol.score(model, source, videos, scored_classes(lists))
+        scores.save(context.run_dir.scores(stream, subset))
         log.info("%s %s accuracy: %.3f (%d videos)", stream, subset, scores.accuracy, len(scores.labels))
         run_log.set_summary({f"{subset}/accuracy": scores.accuracy})
-    run_log.log_artifact([scores_path(cfg.paths.output_dir, stream, subset) for subset in ("train", "test")],
+    run_log.log_artifact([context.run_dir.scores(stream, subset) for subset in ("train", "test")],
                          name=f"{cfg.name}-{stream}-scores", type="scores")

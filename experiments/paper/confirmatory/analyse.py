@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from twostream.rundir import RunDir
+
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("findings", HERE.parent / "findings.py")
 findings = importlib.util.module_from_spec(_spec)
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("multiruns", nargs="+", type=Path, help="multirun/confirm_table1 ... (each a sweep folder)")
     parser.add_argument("--out", type=Path, help="folder for results.md (else printed only)")
     args = parser.parse_args()
-    tables = {m.name: sorted(p for p in m.iterdir() if (p / "results.json").exists()) for m in args.multiruns}
+    tables = {m.name: sorted(p for p in m.iterdir() if RunDir(p).results_json.exists()) for m in args.multiruns}
     unknown = set(tables) - set(FAMILY)
     if unknown:
         parser.error(f"not a confirmatory table: {sorted(unknown)} (expected {sorted(FAMILY)})")

@@ -23,7 +23,8 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from twostream.fusion import fit_svm_fusion
-from twostream.scores import Scores, scores_path
+from twostream.rundir import RunDir
+from twostream.scores import Scores
 
 REGIMES = ("train", "val")
 
@@ -40,10 +41,11 @@ def validation_halves(video_ids: np.ndarray, labels: np.ndarray) -> tuple[np.nda
 
 def regime_accuracies(run: Path) -> dict[str, float]:
     """The run's validation-only accuracy of each regime: the mean over the two judging halves."""
-    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    run_dir = RunDir(run)
+    cfg = OmegaConf.load(run_dir.config)
     streams = list(cfg.streams)
-    train = [Scores.load(scores_path(run, s, "train")) for s in streams]
-    val = [Scores.load(scores_path(run, s, "val")) for s in streams]
+    train = [Scores.load(run_dir.scores(s, "train")) for s in streams]
+    val = [Scores.load(run_dir.scores(s, "val")) for s in streams]
     labels = val[0].labels
     svm = cfg.fusion.svm
     options = dict(C_grid=list(svm.C_grid), cv_folds=svm.cv_folds, max_iter=svm.max_iter, seed=cfg.seed,
