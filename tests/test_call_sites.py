@@ -202,7 +202,7 @@ class Summaries:
         self.summary |= metrics
 
     def log_artifact(self, paths, name, type) -> None:
-        self.artifacts[name] = (type, list(paths))
+        self.artifacts[name] = (type, [paths] if isinstance(paths, str | Path) else list(paths))
 
 
 def protocols_used(monkeypatch) -> list[TestProtocol]:

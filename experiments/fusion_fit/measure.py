@@ -55,7 +55,7 @@ def main() -> None:
     columns = list(next(iter(rows.values())))
     accuracy_columns = [c for c in columns if not c.startswith("C, ")]
     # each row names its run's seed (job folder names repeat across multiruns) and the folder given
-    table = [[f"seed {OmegaConf.load(run / '.hydra/config.yaml').seed} ({run})", *(r[c] for c in columns)]
+    table = [[f"seed {OmegaConf.load(RunDir(run).config).seed} ({run})", *(r[c] for c in columns)]
              for run, r in rows.items()]
     table.append([f"mean ± 95 % interval (n={len(rows)})",
                   *(Interval.of([r[c] for r in rows.values()]) if c in accuracy_columns else "" for c in columns)])

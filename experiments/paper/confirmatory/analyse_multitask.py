@@ -16,6 +16,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from twostream.rundir import RunDir
+
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("analyse", HERE / "analyse.py")
 analyse = importlib.util.module_from_spec(_spec)
@@ -64,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.multirun.name != TABLE:
         parser.error(f"expected the {TABLE} sweep folder, got {args.multirun}")
-    folders = sorted(p for p in args.multirun.iterdir() if (p / "results.json").exists())
+    folders = sorted(p for p in args.multirun.iterdir() if RunDir(p).results_json.exists())
     text = "# The multi-task study's results (PLAN_multitask.md)\n\n" + analyse.report(analyse_multitask(folders))
     print(text)
     if args.out:
