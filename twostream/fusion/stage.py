@@ -26,6 +26,14 @@ FUSION_METHODS = ("fusion_average", "fusion_svm")
 TOP_K = 5  # the second accuracy reported beside top-1 (of min(TOP_K, classes) best classes)
 
 
+def svm_fit_options(cfg: DictConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`~twostream.fusion.fit_svm_fusion` that the config sets
+    (``fusion.svm``'s grid, search, folds, solver limits, and the run's seed)."""
+    svm_cfg = cfg.fusion.svm
+    return dict(C_grid=list(svm_cfg.C_grid), cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed,
+                tol=svm_cfg.tol, C_search=svm_cfg.C_search)
+
+
 def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[SvmFusion, str]:
     """The fusion SVM over the streams' scores (``loaded``: subset -> each stream's Scores), and the
     subset it was fitted on, as ``fusion.svm.fit_on`` says:
@@ -48,9 +56,8 @@ def fit_fusion_svm(cfg: DictConfig, loaded: dict[str, list[Scores]]) -> tuple[Sv
         fitted = loaded[fit_on]
         held_out = ([sc.scores for sc in loaded["val"]], loaded["val"][0].labels) \
             if fit_on == "train" and "val" in loaded else None
-        return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, C_grid=list(svm_cfg.C_grid),
-                              cv_folds=svm_cfg.cv_folds, max_iter=svm_cfg.max_iter, seed=cfg.seed, tol=svm_cfg.tol,
-                              C_search=svm_cfg.C_search, held_out=held_out)
+        return fit_svm_fusion([sc.scores for sc in fitted], fitted[0].labels, held_out=held_out,
+                              **svm_fit_options(cfg))
 
     if "val" not in loaded:
         if svm_cfg.fit_on != "train":

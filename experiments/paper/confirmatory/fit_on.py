@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from twostream.fusion import fit_svm_fusion
+from twostream.fusion.stage import svm_fit_options
 from twostream.rundir import RunDir
 from twostream.scores import Scores
 
@@ -47,9 +48,7 @@ def regime_accuracies(run: Path) -> dict[str, float]:
     train = [Scores.load(run_dir.scores(s, "train")) for s in streams]
     val = [Scores.load(run_dir.scores(s, "val")) for s in streams]
     labels = val[0].labels
-    svm = cfg.fusion.svm
-    options = dict(C_grid=list(svm.C_grid), cv_folds=svm.cv_folds, max_iter=svm.max_iter, seed=cfg.seed,
-                   tol=svm.tol, C_search=svm.C_search)
+    options = svm_fit_options(cfg)  # as the fuse stage fits it
     figures: dict[str, list[float]] = {regime: [] for regime in REGIMES}
     first, second = validation_halves(val[0].video_ids, labels)
     for choose, judge in ((first, second), (second, first)):
