@@ -2,7 +2,8 @@
 :class:`RunContext`.
 
 They read the config's ``streams``, ``model``, ``train``, ``dataset`` (which videos trained the
-weights), ``seed`` and ``progress``; what the whole run shares (the opened cache, the usable lists,
+weights), ``seed``, ``progress``, and for the artefacts they log ``name`` and ``tracking.log_checkpoints``;
+what the whole run shares (the opened cache, the usable lists,
 the run folder, the device, the test protocol) comes in the context, built once by the pipeline.
 """
 
