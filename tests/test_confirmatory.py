@@ -112,11 +112,15 @@ def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubl
     assert pilot.last_training_accuracy(log) == (2, 0.45)  # the training figure, never validation's
 
 
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / f"experiments/paper/confirmatory/{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def _load_fit_on():
-    spec = importlib.util.spec_from_file_location("fit_on", REPO / "experiments/paper/confirmatory/fit_on.py")
-    fit_on = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit_on)
-    return fit_on
+    return _load_script("fit_on")
 
 
 def test_fit_on_halves_split_every_class_in_two_disjoint_halves():
@@ -162,3 +166,48 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
                           "c": {"train": 0.49, "val": 0.71}})[0] == "val"
     assert fit_on.decide({"a": {"train": 0.5, "val": 0.7}, "b": {"train": 0.8, "val": 0.7},
                           "c": {"train": 0.6, "val": 0.6}})[0] == "train"
+
+
+@pytest.mark.slow  # composes ~170 configs: ~10 s on 2 cores
+def test_the_job_runner_lists_each_multiruns_jobs_in_its_order_and_folders():
+    from omegaconf import OmegaConf
+
+    run_jobs = _load_script("run_jobs")
+    for experiment in ("confirm_table1_pretrain", "confirm_table2"):  # by replicate name; by job number
+        listed = list(run_jobs.sweep_jobs(experiment))
+        assert [sorted(overrides) for _, overrides in listed] == [sorted(job) for job in sweep_jobs(experiment)]
+    # Every committed run sits in the folder the runner gives its overrides; Hydra's own multirun made
+    # the pre-training's 20 and Table 1's first jobs, before the study ran its jobs with run_jobs.py.
+    kept = REPO / "experiments/paper/confirmatory/runs"
+    for experiment in ("confirm_table1_pretrain", "confirm_table1"):
+        folders = {folder.name: overrides for folder, overrides in run_jobs.sweep_jobs(experiment)}
+        runs = [run for run in (kept / experiment).iterdir() if run.is_dir()]
+        assert runs
+        for run in runs:
+            assert folders[run.name] == list(OmegaConf.load(run / ".hydra/overrides.yaml")), run
+
+
+def test_the_job_runner_runs_only_unfinished_jobs_and_says_which_failed(tmp_path, monkeypatch, capsys):
+    run_jobs = _load_script("run_jobs")
+    monkeypatch.chdir(tmp_path)
+    jobs = [(Path(f"multirun/x/{number}"), [f"+confirm/replicate=r0{number}"]) for number in range(3)]
+    monkeypatch.setattr(run_jobs, "sweep_jobs", lambda experiment: iter(jobs))
+    Path("multirun/x/1").mkdir(parents=True)
+    Path("multirun/x/1/results.json").write_text("{}")
+    ran = []
+    monkeypatch.setattr(run_jobs, "run_job", lambda folder, overrides: ran.append(folder) or int(folder.name == "2"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert run_jobs.main(["x", "--workers", "2"]) == 1
+    assert sorted(ran) == [Path("multirun/x/0"), Path("multirun/x/2")]
+    assert "3 jobs, 1 finished, 2 to run" in capsys.readouterr().out
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # several threads a job: not the study's deterministic runs
+    with pytest.raises(SystemExit):
+        run_jobs.main(["x"])
+    assert "OMP_NUM_THREADS=1" in capsys.readouterr().err
+
+
+def test_the_job_runner_runs_a_job_in_its_folder_and_keeps_its_output(tmp_path):
+    run_jobs = _load_script("run_jobs")
+    folder = tmp_path / "multirun" / "x" / "0"
+    assert run_jobs.run_job(folder, ["+experiment=no_such_experiment"]) != 0  # Hydra refuses it at once
+    assert "no_such_experiment" in (folder / "run.log").read_text()

@@ -1,8 +1,9 @@
 #!/bin/bash
 # A confirmatory study's runs, in its plan's order, then its analyses. Run from the repository root
-# at the commit that fixed the plan; run it again to resume after an interruption (each multirun skips
-# cached videos and resumes training from its last epoch's checkpoint).
-#   nohup nice -n 19 bash experiments/paper/confirmatory/run_study.sh [main|multitask] > study.log 2>&1 &
+# at the commit that fixed the plan; run it again to resume after an interruption (run_jobs.py leaves
+# out the finished jobs; the others skip cached videos and resume training from their last epoch's
+# checkpoint). WORKERS=N runs N jobs at once (default 1), each single-threaded.
+#   WORKERS=2 nohup nice -n 19 bash experiments/paper/confirmatory/run_study.sh [main|multitask] > study.log 2>&1 &
 # main: PLAN.md's family (the default); multitask: PLAN_multitask.md's. The two can run at once.
 set -euo pipefail
 export OMP_NUM_THREADS=1 WANDB_MODE=offline
@@ -15,7 +16,7 @@ case "${1:-main}" in
 esac
 for experiment in "${experiments[@]}"; do
     echo "== $(date -u +%FT%TZ) $experiment"
-    python -m twostream -m +experiment="$experiment"
+    python $here/run_jobs.py "$experiment" --workers "${WORKERS:-1}"
     # the per-run files a reader needs to check every number, committed beside the results
     for job in multirun/"$experiment"/*/; do
         kept=$runs/"$experiment"/$(basename "$job")
