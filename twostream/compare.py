@@ -373,11 +373,12 @@ def load_runs_file(path: str | Path) -> list[RunResult]:
         recorded = json.loads(path.read_text())
         if any("/" in run["label"] for run in recorded["runs"]):
             raise ValueError("a run label holds '/'")
-        runs = [RunResult(path.parent / f"{path.name}:{run['label']}", dict(run["accuracy"]),
-                          float(recorded["chance"]), [], {},
-                          settings=dict(o.partition("=")[::2] for o in run["overrides"]),
-                          overrides=dict(o.partition("=")[::2] for o in run["overrides"]), recorded_in=path)
-                for run in recorded["runs"]]
+        runs = []
+        for run in recorded["runs"]:
+            overrides = dict(o.partition("=")[::2] for o in run["overrides"])
+            runs.append(RunResult(path.parent / f"{path.name}:{run['label']}", dict(run["accuracy"]),
+                                  float(recorded["chance"]), [], {}, settings=overrides, overrides=dict(overrides),
+                                  recorded_in=path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a readable {RUNS_FILE} ({error!r}); "
                          "it holds {{title, chance, test_videos, runs: [{{label, overrides, seed, accuracy}}]}}") from error

@@ -273,9 +273,9 @@ def log_flow_samples(run_log: RunLog, cache: FlowCache, video_ids: Sequence[str]
     images, captions = [], []
     for video_id in chosen:
         # the stored frame (cache.frames may keep a few) nearest the middle that has a flow field
-        stored = cache.frame_indices(video_id)
-        stored = stored[stored < cache.num_flows(video_id)]
-        middle = int(stored[np.abs(stored - cache.num_flows(video_id) // 2).argmin()])
+        stored, flows = cache.frame_indices(video_id), cache.num_flows(video_id)
+        stored = stored[stored < flows]
+        middle = int(stored[np.abs(stored - flows // 2).argmin()])
         flow = cache.read_flow(video_id, middle, 1)[0]
         frame = cache.read_frames(video_id, middle)[0]
         images.append(np.concatenate([frame, flow_to_rgb(flow)], axis=1))
