@@ -97,6 +97,14 @@ def test_analysis_pairs_cells_by_replicate_and_gives_the_planned_verdicts(tmp_pa
                         {"fusion_svm": 0.9, "fusion_average": 0.5}))
     with pytest.raises(SystemExit, match="two runs"):
         analyse.analyse({"confirm_table4": folders})
+    # a replicate with a run in one cell only is dropped from the finding, and the report names it
+    two_cells = ["+experiment=confirm_table2", "+paper/table2=l10"], ["+experiment=confirm_table2", "+paper/table2=l5"]
+    folders = [_run(tmp_path / f"t2_{cell}_{i}", [*overrides, f"+confirm/replicate=r{i:02d}"],
+                    {"temporal": 0.5 + 0.01 * i + 0.02 * cell})
+               for cell, overrides in enumerate(two_cells) for i in range(4 if cell else 5)]
+    (result,) = analyse.analyse({"confirm_table2": folders}, family={"confirm_table2": ("paper_table2", ["L=10 beats L=5"])})
+    assert result.dropped == ("r04",) and result.differences == pytest.approx([-0.02] * 4)
+    assert "L=10 beats L=5: r04" in analyse.report([result])
 
 
 def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubling(tmp_path):
