@@ -105,6 +105,17 @@ def test_analysis_pairs_cells_by_replicate_and_gives_the_planned_verdicts(tmp_pa
     (result,) = analyse.analyse({"confirm_table2": folders}, family={"confirm_table2": ("paper_table2", ["L=10 beats L=5"])})
     assert result.dropped == ("r04",) and result.differences == pytest.approx([-0.02] * 4)
     assert "L=10 beats L=5: r04" in analyse.report([result])
+    # a family naming a finding the list lacks is refused: Holm's family would shrink unseen
+    with pytest.raises(SystemExit, match="not among"):
+        analyse.analyse({"confirm_table2": folders}, family={"confirm_table2": ("paper_table2", ["L=10 beats L=4"])})
+
+
+def test_the_analysis_refuses_part_of_the_family(tmp_path, monkeypatch, capsys):
+    (tmp_path / "confirm_table4").mkdir()
+    monkeypatch.setattr(sys, "argv", ["analyse.py", str(tmp_path / "confirm_table4")])
+    with pytest.raises(SystemExit):
+        analyse.main()
+    assert "expected the sweep folders of ['confirm_table1', 'confirm_table2', 'confirm_table4']" in capsys.readouterr().err
 
 
 def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubling(tmp_path):
