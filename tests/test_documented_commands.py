@@ -6,6 +6,7 @@ exists; and every line of a shell block in the README and docs/ is one of these 
 import ast
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,19 @@ def test_the_readme_test_command_is_what_ci_and_nox_tests_all_run():
     assert test_command.replace("'", '"') in (REPO / ".ci/run").read_text()
     noxfile = (REPO / "noxfile.py").read_text()
     assert re.search(r'def tests_all\(.*?"-m", "slow or not slow"', noxfile, re.S)
+
+
+def test_nox_paper_gives_a_single_run_only_the_overrides_that_do_not_sweep():
+    """noxfile.is_sweep (nox's interpreter may lack Hydra) agrees with Hydra's own override parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sys.path.insert(0, str(REPO))
+    try:
+        from noxfile import is_sweep
+    finally:
+        sys.path.remove(str(REPO))
+    overrides = ["seed=range(0,10)", "seed=0,1,2", "+paper/table1=scratch,last", "streams.spatial.dropout=choice(0.5,0.9)",
+                 "fusion.svm.C_grid=[0.1,1]", "x={a:1,b:2}", "device=cuda", "seed=1", "train.lr=glob(*)"]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    assert [is_sweep(o) for o in overrides] == [p.is_sweep_override() for p in parsed]
+    assert sum(map(is_sweep, overrides)) == 5
