@@ -17,6 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,17 +51,26 @@ def sweep_jobs(experiment: str) -> Iterator[tuple[Path, list[str]]]:
             yield Path(job.hydra.sweep.dir) / str(job.hydra.sweep.subdir), list(overrides)
 
 
+_PRINTING = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One line of the study's log, whole even when several workers finish at once."""
+    with _PRINTING:
+        sys.stdout.write(f"== {time.strftime('%FT%TZ', time.gmtime())} {line}\n")
+        sys.stdout.flush()
+
+
 def run_job(folder: Path, overrides: list[str]) -> int:
     """One job as a single run in its multirun folder; its output goes to folder/run.log."""
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "twostream", *overrides, f"hydra.run.dir={folder}"]
     started = time.monotonic()
-    print(f"== {time.strftime('%FT%TZ', time.gmtime())} start {folder}: {' '.join(overrides)}", flush=True)
+    say(f"start {folder}: {' '.join(overrides)}")
     with open(folder / "run.log", "a") as log:
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     outcome = "done" if returncode == 0 else f"FAILED (exit {returncode}; see {folder / 'run.log'})"
-    print(f"== {time.strftime('%FT%TZ', time.gmtime())} {outcome} {folder} in {time.monotonic() - started:.0f} s",
-          flush=True)
+    say(f"{outcome} {folder} in {time.monotonic() - started:.0f} s")
     return returncode
 
 
@@ -75,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set OMP_NUM_THREADS=1: the study's runs are single-threaded, so that they are deterministic")
     jobs = list(sweep_jobs(args.experiment))
     to_run = [(folder, overrides) for folder, overrides in jobs if not (folder / "results.json").is_file()]
-    print(f"== {args.experiment}: {len(jobs)} jobs, {len(jobs) - len(to_run)} finished, "
-          f"{len(to_run)} to run, {args.workers} at once", flush=True)
+    say(f"{args.experiment}: {len(jobs)} jobs, {len(jobs) - len(to_run)} finished, {len(to_run)} to run, "
+        f"{args.workers} at once")
     with ThreadPoolExecutor(args.workers) as pool:
         failed = sum(code != 0 for code in pool.map(lambda job: run_job(*job), to_run))
     if failed:
-        print(f"== {args.experiment}: {failed} job(s) failed; run the same command again to retry them", flush=True)
+        say(f"{args.experiment}: {failed} job(s) failed; run the same command again to retry them")
     return 1 if failed else 0
 
 
