@@ -23,11 +23,15 @@ for experiment in "${experiments[@]}"; do
         mkdir -p "$kept/.hydra"
         cp "$job/.hydra/overrides.yaml" "$kept/.hydra/"
         if [ -f "$job/results.json" ]; then cp "$job/results.json" "$kept/"; fi
+        if [ "$experiment" = confirm_table4 ]; then  # fit_on.py reads the config and train/val scores
+            cp "$job/.hydra/config.yaml" "$kept/.hydra/"
+            mkdir -p "$kept/scores" && cp "$job"/scores/*_train.npz "$job"/scores/*_val.npz "$kept/scores/"
+        fi
     done
 done
 echo "== $(date -u +%FT%TZ) analyses"
 if [ "${1:-main}" = main ]; then
-    python $here/fit_on.py multirun/confirm_table4/*/ --out $here
+    python $here/fit_on.py $runs/confirm_table4/*/ --out $here
     python $here/analyse.py $runs/confirm_table1 $runs/confirm_table2 $runs/confirm_table4 --out $here
 else
     python $here/analyse_multitask.py $runs/confirm_multitask --out $here
