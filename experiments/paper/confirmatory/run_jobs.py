@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("OMP_NUM_THREADS") != "1":
         parser.error("set OMP_NUM_THREADS=1: the study's runs are single-threaded, so that they are deterministic")
     jobs = list(sweep_jobs(args.experiment))
+    # spelled out, not RunDir's: this runs in checkouts of the plans' commits, older than twostream.rundir
     to_run = [(folder, overrides) for folder, overrides in jobs if not (folder / "results.json").is_file()]
     say(f"{args.experiment}: {len(jobs)} jobs, {len(jobs) - len(to_run)} finished, {len(to_run)} to run, "
         f"{args.workers} at once")
