@@ -30,10 +30,25 @@ NOT_RECORDED = {
 QUOTED = re.compile(r"([+−-]?)(\d+\.\d) ?%? ± (\d+\.\d)")
 
 
+def confirmatory_texts() -> list[str]:
+    """The confirmatory families' result tables recomputed from their committed per-run files (those
+    that have run), by the analyses that write results*.md."""
+    confirmatory = REPO / "experiments/paper/confirmatory"
+    runs = confirmatory / "runs" / "confirm_multitask"
+    if not runs.is_dir():
+        return []
+    spec = importlib.util.spec_from_file_location("analyse_multitask", confirmatory / "analyse_multitask.py")
+    multitask = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(multitask)
+    folders = sorted(p for p in runs.iterdir() if (p / "results.json").exists())
+    return [multitask.analyse.report(multitask.analyse_multitask(folders))]
+
+
 def recomputed_figures() -> set[tuple[str, str]]:
-    """(signed figure, half-width) of every cell mean and finding recomputed from the runs.json files."""
+    """(signed figure, half-width) of every cell mean and finding recomputed from the runs.json files,
+    and of the confirmatory results recomputed from their per-run files."""
     findings = recompute._findings_module()
-    texts = []
+    texts = confirmatory_texts()
     for name, (_, _, table) in recompute.TABLES.items():
         runs_file = REPO / name / "runs.json"
         texts += mean_table(load_runs_file(runs_file))
