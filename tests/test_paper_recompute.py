@@ -40,8 +40,7 @@ def confirmatory_texts() -> list[str]:
     spec = importlib.util.spec_from_file_location("analyse_multitask", confirmatory / "analyse_multitask.py")
     multitask = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(multitask)
-    folders = sorted(p for p in runs.iterdir() if (p / "results.json").exists())
-    return [multitask.analyse.report(multitask.analyse_multitask(folders))]
+    return [multitask.results_text(runs)]
 
 
 def recomputed_figures() -> set[tuple[str, str]]:

@@ -81,6 +81,11 @@ def tost_p(differences: np.ndarray, margin: float) -> float:
     return float(max(low, high))
 
 
+def finished_runs(multirun: Path) -> list[Path]:
+    """The job folders of a sweep folder whose run finished (has its results.json), in name order."""
+    return sorted(p for p in multirun.iterdir() if RunDir(p).results_json.exists())
+
+
 def by_replicate(runs: list, cell: str, method: str) -> dict[str, float]:
     """{replicate: accuracy} of ``method`` in ``cell``; one run per replicate, or refused."""
     found = findings.accuracies(runs, cell, method)  # refuses mixed settings and repeated seeds
@@ -145,7 +150,7 @@ def main() -> None:
     parser.add_argument("multiruns", nargs="+", type=Path, help="multirun/confirm_table1 ... (each a sweep folder)")
     parser.add_argument("--out", type=Path, help="folder for results.md (else printed only)")
     args = parser.parse_args()
-    tables = {m.name: sorted(p for p in m.iterdir() if RunDir(p).results_json.exists()) for m in args.multiruns}
+    tables = {m.name: finished_runs(m) for m in args.multiruns}
     if set(tables) != set(FAMILY):  # Holm's correction is over the whole family, never a part of it
         parser.error(f"expected the sweep folders of {sorted(FAMILY)}, got {sorted(tables)}")
     text = "# The confirmatory study's results\n\n" + report(analyse(tables))

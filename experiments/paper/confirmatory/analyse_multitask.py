@@ -16,8 +16,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from twostream.rundir import RunDir
-
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("analyse", HERE / "analyse.py")
 analyse = importlib.util.module_from_spec(_spec)
@@ -59,6 +57,13 @@ def analyse_multitask(folders: list[Path]) -> list:
                            listed={"paper_multitask": FINDINGS})
 
 
+def results_text(multirun: Path) -> str:
+    """results_multitask.md: the family's findings on the finished runs of ``multirun`` (a
+    confirm_multitask sweep folder, or its committed per-run files)."""
+    return ("# The multi-task study's results (PLAN_multitask.md)\n\n"
+            + analyse.report(analyse_multitask(analyse.finished_runs(multirun))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("multirun", type=Path, help="multirun/confirm_multitask (its sweep folder)")
@@ -66,8 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.multirun.name != TABLE:
         parser.error(f"expected the {TABLE} sweep folder, got {args.multirun}")
-    folders = sorted(p for p in args.multirun.iterdir() if RunDir(p).results_json.exists())
-    text = "# The multi-task study's results (PLAN_multitask.md)\n\n" + analyse.report(analyse_multitask(folders))
+    text = results_text(args.multirun)
     print(text)
     if args.out:
         (args.out / "results_multitask.md").write_text(text)
