@@ -24,6 +24,7 @@ fails on a wrong argument there, most also a planted bug in tests/mutants.py):
 Not covered: the per-epoch validation's positions and crops (run_train's validate: a cost, not a result).
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -39,6 +40,18 @@ from sklearn.svm import LinearSVC
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO / ".." / "shared" / "data"
+
+
+def load_script(relative: str, name: str | None = None):
+    """An experiment's script (``experiments/...py``, outside the package) loaded from its path, as
+    module ``name`` (its file's stem by default), registered in sys.modules: its dataclasses, and
+    the scripts that load it in turn, look it up there."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -1,21 +1,22 @@
 """experiments/paper/confirmatory: its configs compose to the cells and replicates its PLAN.md names,
 and its analysis (paired t, Holm, TOST) matches an independent computation with scipy."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from scipy import stats
 from test_paper_tables import compose_job, sweep_jobs
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("analyse", REPO / "experiments/paper/confirmatory/analyse.py")
-analyse = importlib.util.module_from_spec(spec)
-sys.modules["analyse"] = analyse
-spec.loader.exec_module(analyse)
+analyse = load_script("experiments/paper/confirmatory/analyse.py")
+
+
+def _load_script(name: str):
+    return load_script(f"experiments/paper/confirmatory/{name}.py")
 
 
 @pytest.mark.slow  # composes ~40 jobs: ~9 s on 2 cores
@@ -119,9 +120,7 @@ def test_the_analysis_refuses_part_of_the_family(tmp_path, monkeypatch, capsys):
 
 
 def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubling(tmp_path):
-    spec = importlib.util.spec_from_file_location("pilot", REPO / "experiments/paper/confirmatory/pilot.py")
-    pilot = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pilot)
+    pilot = _load_script("pilot")
     assert pilot.choose_budget({120: 0.43, 240: 0.60, 480: 0.70, 960: 0.715}) == 480
     assert pilot.choose_budget({120: 0.43, 240: 0.60, 480: 0.70, 960: 0.75}) == 960  # none within: the largest
     assert pilot.choose_budget({120: 0.99, 240: 1.0, 480: 1.0, 960: 1.0}) == 120
@@ -131,19 +130,8 @@ def test_the_pilot_rule_takes_the_smallest_budget_within_two_points_of_its_doubl
     assert pilot.last_training_accuracy(log) == (2, 0.45)  # the training figure, never validation's
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / f"experiments/paper/confirmatory/{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-def _load_fit_on():
-    return _load_script("fit_on")
-
-
 def test_fit_on_halves_split_every_class_in_two_disjoint_halves():
-    fit_on = _load_fit_on()
+    fit_on = _load_script("fit_on")
     labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     ids = np.array([f"v{i}" for i in (8, 1, 5, 3, 2, 0, 7, 6, 4)])
     first, second = fit_on.validation_halves(ids, labels)
@@ -162,7 +150,7 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
     from twostream.rundir import RunDir
     from twostream.scores import Scores
 
-    fit_on = _load_fit_on()
+    fit_on = _load_script("fit_on")
     rng = np.random.default_rng(0)
     k, per_class = 4, 8
     run = tmp_path / "run"

@@ -1,21 +1,16 @@
 """The prepared GPU check (experiments/gpu/benchmark.py) runs on the CPU in tiny mode and writes a table
 of numbers that says what it compared; so it cannot rot before it meets a GPU."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-REPO = Path(__file__).resolve().parents[1]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?(e[-+]?\d+)?$")
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", REPO / "experiments" / "gpu" / "benchmark.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    return benchmark
+    return load_script("experiments/gpu/benchmark.py", "gpu_benchmark")
 
 
 @pytest.fixture(scope="module")

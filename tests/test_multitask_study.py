@@ -2,15 +2,13 @@
 experiments/paper/confirmatory/PLAN_multitask.md): its extra set's classes are motions the target has
 not, its configs compose to the planned cells and replicates, and a cell runs end to end."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import twostream
+from conftest import load_script, twostream
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy import stats
@@ -142,11 +140,7 @@ def test_the_fine_tuning_cell_starts_from_its_replicates_pre_trained_net_at_a_ti
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / f"experiments/paper/confirmatory/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"experiments/paper/confirmatory/{name}.py")
 
 
 def _run(folder: Path, overrides: list[str], accuracy: float) -> Path:

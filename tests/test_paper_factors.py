@@ -1,22 +1,20 @@
 """experiments/paper/factors.py: a synthetic class's two halves (appearance, motion) scored apart,
 checked against answers counted by hand, and the command on run folders."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from omegaconf import OmegaConf
 
 from twostream.rundir import RunDir
 from twostream.scores import Scores
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("factors", REPO / "experiments/paper/factors.py")
-factors = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(factors)
+factors = load_script("experiments/paper/factors.py")
 
 CLASSES = ["CheckerSlide", "CheckerSpin", "StripesSlide", "StripesSpin"]
 

@@ -1,19 +1,14 @@
 """experiments/paper/findings.py: the differences between cells and their intervals, against scipy's
 own t-tests on the same numbers, read from run folders as the table's multirun leaves them."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 from scipy import stats
 
-REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("findings", REPO / "experiments/paper/findings.py")
-findings = importlib.util.module_from_spec(spec)
-sys.modules["findings"] = findings  # its dataclasses look their module up there
-spec.loader.exec_module(findings)
+findings = load_script("experiments/paper/findings.py")
 
 
 def make_run(folder: Path, overrides: list[str], accuracy: dict[str, float]) -> Path:

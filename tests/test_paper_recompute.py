@@ -1,19 +1,17 @@
 """experiments/paper/recompute.py: every exploratory table's means and findings recomputed from its
 committed runs.json, and every interval the READMEs quote found among them."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from twostream.compare import load_runs_file, mean_table
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("recompute", REPO / "experiments/paper/recompute.py")
-recompute = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(recompute)
+recompute = load_script("experiments/paper/recompute.py")
 
 # The documents whose quoted intervals must come from the committed per-run files...
 QUOTING = ["README.md", "docs/index.md", "experiments/paper/README.md", "experiments/temporal_stacking/README.md",
@@ -37,10 +35,7 @@ def confirmatory_texts() -> list[str]:
     runs = confirmatory / "runs" / "confirm_multitask"
     if not runs.is_dir():
         return []
-    spec = importlib.util.spec_from_file_location("analyse_multitask", confirmatory / "analyse_multitask.py")
-    multitask = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(multitask)
-    return [multitask.results_text(runs)]
+    return [load_script("experiments/paper/confirmatory/analyse_multitask.py").results_text(runs)]
 
 
 def recomputed_figures() -> set[tuple[str, str]]:

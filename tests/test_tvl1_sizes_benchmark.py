@@ -3,21 +3,15 @@
 The fast tests check its parts against independent computations on real clips; the slow one runs it
 end to end on two small sizes and reads its table back."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("tvl1_sizes", REPO / "experiments" / "tvl1_sizes" / "benchmark.py")
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    return benchmark
+    return load_script("experiments/tvl1_sizes/benchmark.py", "tvl1_sizes")
 
 
 benchmark = load_benchmark()
