@@ -145,15 +145,21 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def results_text(multiruns: list[Path]) -> str:
+    """results.md: PLAN.md's family on the finished runs of ``multiruns`` (the sweep folders of
+    FAMILY's tables, or their committed per-run files)."""
+    tables = {m.name: finished_runs(m) for m in multiruns}
+    if set(tables) != set(FAMILY):  # Holm's correction is over the whole family, never a part of it
+        raise SystemExit(f"expected the sweep folders of {sorted(FAMILY)}, got {sorted(tables)}")
+    return "# The confirmatory study's results\n\n" + report(analyse(tables))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("multiruns", nargs="+", type=Path, help="multirun/confirm_table1 ... (each a sweep folder)")
     parser.add_argument("--out", type=Path, help="folder for results.md (else printed only)")
     args = parser.parse_args()
-    tables = {m.name: finished_runs(m) for m in args.multiruns}
-    if set(tables) != set(FAMILY):  # Holm's correction is over the whole family, never a part of it
-        parser.error(f"expected the sweep folders of {sorted(FAMILY)}, got {sorted(tables)}")
-    text = "# The confirmatory study's results\n\n" + report(analyse(tables))
+    text = results_text(args.multiruns)
     print(text)
     if args.out:
         (args.out / "results.md").write_text(text)

@@ -28,6 +28,7 @@ from twostream.rundir import RunDir
 from twostream.scores import Scores
 
 REGIMES = ("train", "val")
+REPLICATE = "+confirm/replicate="
 
 
 def validation_halves(video_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,23 +70,38 @@ def decide(per_run: dict[str, dict[str, float]]) -> tuple[str, float, tuple[floa
     return ("val" if high < 0 else "train"), float(d.mean()), (float(low), float(high))
 
 
+def replicate(run: Path) -> str:
+    """The run's replicate (its ``+confirm/replicate=`` override), which names its row in fit_on.md."""
+    return next(o.split("=", 1)[1] for o in OmegaConf.load(RunDir(run).overrides) if o.startswith(REPLICATE))
+
+
+def fit_on_text(runs: list[Path]) -> tuple[str, str]:
+    """(the default PLAN.md's rule gives, fit_on.md) for confirm_table4's run folders (the study's, or
+    their committed per-run files: config, overrides, training and validation scores)."""
+    names = [replicate(run) for run in runs]
+    if len(set(names)) < len(names):  # a repeat would replace a run's row and shrink n unseen
+        raise SystemExit(f"confirm_table4's runs repeat a replicate: {sorted(names)}")
+    per_run = {name: regime_accuracies(run) for name, run in zip(names, runs, strict=True)}
+    choice, mean, (low, high) = decide(per_run)
+    rows = "\n".join(f"| {name} | {100 * r['train']:.1f} | {100 * r['val']:.1f} |" for name, r in sorted(per_run.items()))
+    return choice, (
+        "# fusion.svm.fit_on, decided on validation videos alone\n\n"
+        "`python experiments/paper/confirmatory/fit_on.py experiments/paper/confirmatory/runs/confirm_table4/*/`: each run's validation "
+        "videos in two halves, one choosing, the other judging, then swapped (no test score read).\n\n"
+        "| replicate | fit on train, % | fit on val, % |\n|---|---:|---:|\n" + rows +
+        f"\n\nMean difference (train - val): {100 * mean:+.1f} points, 95 % interval [{100 * low:+.1f}, "
+        f"{100 * high:+.1f}] over {len(per_run)} runs. PLAN.md's rule: **fit_on = {choice}**.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (confirm_table4's jobs)")
     parser.add_argument("--out", type=Path, required=True, help="folder for fit_on.md")
     args = parser.parse_args()
-    per_run = {str(run): regime_accuracies(run) for run in sorted(args.runs)}
-    choice, mean, (low, high) = decide(per_run)
-    rows = "\n".join(f"| {run} | {100 * r['train']:.1f} | {100 * r['val']:.1f} |" for run, r in per_run.items())
+    choice, text = fit_on_text(args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fit_on.md").write_text(
-        "# fusion.svm.fit_on, decided on validation videos alone\n\n"
-        "`python experiments/paper/confirmatory/fit_on.py multirun/confirm_table4/*/`: each run's validation "
-        "videos in two halves, one choosing, the other judging, then swapped (no test score read).\n\n"
-        "| run | fit on train, % | fit on val, % |\n|---|---:|---:|\n" + rows +
-        f"\n\nMean difference (train - val): {100 * mean:+.1f} points, 95 % interval [{100 * low:+.1f}, "
-        f"{100 * high:+.1f}] over {len(per_run)} runs. PLAN.md's rule: **fit_on = {choice}**.\n")
-    print(f"fusion.svm.fit_on = {choice} ({100 * mean:+.1f} points, [{100 * low:+.1f}, {100 * high:+.1f}])")
+    (args.out / "fit_on.md").write_text(text)
+    print(f"fusion.svm.fit_on = {choice}; the table and interval in {args.out / 'fit_on.md'}")
 
 
 if __name__ == "__main__":
