@@ -28,31 +28,11 @@ NOT_RECORDED = {
 QUOTED = re.compile(r"([+−-]?)(\d+\.\d) ?%? ± (\d+\.\d)")
 
 
-CONFIRMATORY = REPO / "experiments/paper/confirmatory"
-
-
-def confirmatory_results() -> dict[str, str]:
-    """{result file of experiments/paper/confirmatory: its text recomputed from the committed per-run
-    files}, for the pre-registered families that have run, by the analyses that write them."""
-    runs = CONFIRMATORY / "runs"
-    recomputed = {}
-    if (CONFIRMATORY / "results_multitask.md").exists():
-        analyse_multitask = load_script("experiments/paper/confirmatory/analyse_multitask.py")
-        recomputed["results_multitask.md"] = analyse_multitask.results_text(runs / "confirm_multitask")
-    if (CONFIRMATORY / "results.md").exists():
-        analyse = load_script("experiments/paper/confirmatory/analyse.py")
-        recomputed["results.md"] = analyse.results_text([runs / table for table in analyse.FAMILY])
-    if (CONFIRMATORY / "fit_on.md").exists():
-        fit_on = load_script("experiments/paper/confirmatory/fit_on.py")
-        recomputed["fit_on.md"] = fit_on.fit_on_text(sorted((runs / "confirm_table4").iterdir()))[1]
-    return recomputed
-
-
 def recomputed_figures() -> set[tuple[str, str]]:
     """(signed figure, half-width) of every cell mean and finding recomputed from the runs.json files,
     and of the confirmatory results recomputed from their per-run files."""
     findings = recompute._findings_module()
-    texts = list(confirmatory_results().values())
+    texts = list(recompute.confirmatory_texts().values())
     for name, (_, _, table) in recompute.TABLES.items():
         runs_file = REPO / name / "runs.json"
         texts += mean_table(load_runs_file(runs_file))
@@ -79,11 +59,20 @@ def figures():
     return recomputed_figures()
 
 
-def test_the_committed_confirmatory_results_are_their_recomputation():
-    recomputed = confirmatory_results()
-    assert "results_multitask.md" in recomputed  # the family that has run
-    for name, text in recomputed.items():
-        assert (CONFIRMATORY / name).read_text() == text, name
+def test_the_committed_confirmatory_results_are_their_recomputation(tmp_path, monkeypatch):
+    """recompute.py --check compares each committed result file of the pre-registered study with its
+    recomputation from confirmatory/runs/, and catches a figure changed in one."""
+    recomputed = recompute.confirmatory_texts()
+    committed = REPO / "experiments/paper/confirmatory/results_multitask.md"
+    assert committed in recomputed  # the family that has run
+    for target, text in recomputed.items():
+        assert target.read_text() == text, target
+    changed = tmp_path / "results_multitask.md"
+    changed.write_text(committed.read_text().replace("+5.8", "+5.9", 1))
+    monkeypatch.setattr(recompute, "confirmatory_texts", lambda: {changed: recomputed[committed]})
+    monkeypatch.setattr(recompute, "TABLES", {})
+    assert recompute.recompute(check=True) == ["confirmatory/results_multitask.md differs from its "
+                                               "recomputation from confirmatory/runs/"]
 
 
 def test_runs_json_is_what_comparison_md_lists(tmp_path):

@@ -1,4 +1,5 @@
-"""Recompute every exploratory table's means and findings from its committed per-run files.
+"""Recompute every exploratory table's means and findings, and the confirmatory study's results,
+from their committed per-run files.
 
     python experiments/paper/recompute.py            # writes each findings.md, checks each comparison.md's means
     python experiments/paper/recompute.py --check    # writes nothing; exit 1 if any file disagrees
@@ -45,13 +46,38 @@ TABLES = {
 METHODS = ("spatial", "temporal", "fusion_average", "fusion_svm")
 
 
+def _script(relative: str):
+    """A script of experiments/paper (``findings.py``, ``confirmatory/analyse.py``...), loaded once
+    as the module its file's stem names: its dataclasses, and the scripts that load it, look it up there."""
+    path = Path(__file__).parent / relative
+    if path.stem not in sys.modules:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        sys.modules[path.stem] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[path.stem])
+    return sys.modules[path.stem]
+
+
 def _findings_module():
-    """findings.py, a script beside this one (loaded once; its dataclasses look their module up)."""
-    if "findings" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("findings", Path(__file__).with_name("findings.py"))
-        sys.modules["findings"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["findings"])
-    return sys.modules["findings"]
+    """findings.py, the exploratory and confirmatory tables' findings."""
+    return _script("findings.py")
+
+
+def confirmatory_texts() -> dict[Path, str]:
+    """{result file of the pre-registered study: its text recomputed from the committed per-run files
+    under confirmatory/runs/}, for the families that have run (their result file is committed)."""
+    confirmatory = Path(__file__).parent / "confirmatory"
+    runs = confirmatory / "runs"
+    texts = {}
+    if (confirmatory / "results_multitask.md").exists():
+        analyse_multitask = _script("confirmatory/analyse_multitask.py")
+        texts[confirmatory / "results_multitask.md"] = analyse_multitask.results_text(runs / "confirm_multitask")
+    if (confirmatory / "results.md").exists():
+        analyse = _script("confirmatory/analyse.py")
+        texts[confirmatory / "results.md"] = analyse.results_text([runs / table for table in analyse.FAMILY])
+    if (confirmatory / "fit_on.md").exists():
+        fit_on = _script("confirmatory/fit_on.py")
+        texts[confirmatory / "fit_on.md"] = fit_on.fit_on_text(sorted((runs / "confirm_table4").iterdir()))[1]
+    return texts
 
 
 def _table_rows(lines: list[str], start: int) -> tuple[list[str], list[list[str]]]:
@@ -130,7 +156,8 @@ def means_section(folder: Path) -> list[str]:
 
 def recompute(check: bool) -> list[str]:
     """Every folder's means (checked against comparison.md) and findings (written, or with ``check``
-    compared with findings.md); returns the disagreements."""
+    compared with findings.md), and the confirmatory study's result files likewise; returns the
+    disagreements."""
     findings = _findings_module()
     problems = []
     for name, (_, _, table) in TABLES.items():
@@ -144,6 +171,11 @@ def recompute(check: bool) -> list[str]:
         target = folder / "findings.md"
         if check and (not target.is_file() or target.read_text() != text):
             problems.append(f"{name}: findings.md differs from the findings recomputed from {RUNS_FILE}")
+        elif not check:
+            target.write_text(text)
+    for target, text in confirmatory_texts().items():
+        if check and target.read_text() != text:
+            problems.append(f"confirmatory/{target.name} differs from its recomputation from confirmatory/runs/")
         elif not check:
             target.write_text(text)
     return problems
@@ -166,7 +198,8 @@ def main() -> None:
         print(problem, file=sys.stderr)
     if not problems:
         print(f"{len(TABLES)} tables: means as in comparison.md, findings "
-              + ("as in findings.md" if args.check else "written to findings.md"))
+              + ("as in findings.md" if args.check else "written to findings.md")
+              + "; the confirmatory study's result files " + ("as committed" if args.check else "rewritten"))
     sys.exit(1 if problems else 0)
 
 
