@@ -32,9 +32,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests and this file."""
+    """ruff over the package, the experiments' scripts, the tests and this file."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "twostream", "tests", "noxfile.py")
+    session.run("ruff", "check", "twostream", "experiments", "tests", "noxfile.py")
 
 
 @nox.session(python="3.11")
