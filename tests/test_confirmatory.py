@@ -176,6 +176,9 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
     assert "| r07 | 0.0 | 100.0 |" in text and choice == "train"  # one run: no interval excludes 0
     with pytest.raises(SystemExit, match="repeat a replicate"):
         fit_on.fit_on_text([run, tmp_path / "again"])
+    OmegaConf.save(OmegaConf.create(["seed=1"]), tmp_path / "again" / ".hydra" / "overrides.yaml")
+    with pytest.raises(SystemExit, match="again has no \\+confirm/replicate= override"):
+        fit_on.fit_on_text([tmp_path / "again"])
     # the rule: the better regime only where the paired interval excludes 0, else the paper's (train)
     assert fit_on.decide({"a": {"train": 0.5, "val": 0.7}, "b": {"train": 0.52, "val": 0.7},
                           "c": {"train": 0.49, "val": 0.71}})[0] == "val"

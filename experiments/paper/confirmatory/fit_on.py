@@ -72,7 +72,10 @@ def decide(per_run: dict[str, dict[str, float]]) -> tuple[str, float, tuple[floa
 
 def replicate(run: Path) -> str:
     """The run's replicate (its ``+confirm/replicate=`` override), which names its row in fit_on.md."""
-    return next(o.split("=", 1)[1] for o in OmegaConf.load(RunDir(run).overrides) if o.startswith(REPLICATE))
+    found = [o.split("=", 1)[1] for o in OmegaConf.load(RunDir(run).overrides) if o.startswith(REPLICATE)]
+    if not found:
+        raise SystemExit(f"{run} has no {REPLICATE} override: fit_on.py reads confirm_table4's runs")
+    return found[0]
 
 
 def fit_on_text(runs: list[Path]) -> tuple[str, str]:
