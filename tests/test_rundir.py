@@ -20,6 +20,7 @@ NOT_A_RUN_FOLDER = {
     ("twostream/models/__init__.py", "checkpoints"): "torch hub's folder of downloaded weights",
     ("experiments/cache_benchmark/benchmark.py", "results.json"): "the benchmark's own results file",
     ("experiments/paper/confirmatory/analyse.py", "results.md"): "the analysis's table, in a folder of its own",
+    ("experiments/paper/recompute.py", "results.md"): "the confirmatory analysis's table, recomputed",
 }
 # Run-folder paths spelled by code that must also run where twostream.rundir does not exist yet:
 # (file, name) -> why.
