@@ -156,9 +156,10 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
     k, per_class = 4, 8
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"seed": 0, "streams": {"spatial": {}, "temporal": {}}, "fusion": {"svm": {
-        "C_grid": [1, 10], "cv_folds": 2, "max_iter": 10000, "tol": 0.1, "C_search": "full"}}}),
-        run / ".hydra" / "config.yaml")
+    config = OmegaConf.create({"seed": 0, "replicate": {"name": "r07"}, "streams": {"spatial": {}, "temporal": {}},
+                               "fusion": {"svm": {"C_grid": [1, 10], "cv_folds": 2, "max_iter": 10000, "tol": 0.1,
+                                                  "C_search": "full"}}})
+    OmegaConf.save(config, run / ".hydra" / "config.yaml")
     labels = np.repeat(np.arange(k), per_class)
     classes = np.array([f"c{i}" for i in range(k)])
     for stream in ("spatial", "temporal"):
@@ -170,14 +171,14 @@ def test_fit_on_judges_each_regime_on_validation_videos_it_did_not_choose_on(tmp
     figures = fit_on.regime_accuracies(run)
     assert figures["train"] == pytest.approx(0.0) and figures["val"] == pytest.approx(1.0)
     # fit_on.md names each run by its replicate, and refuses a replicate twice
-    OmegaConf.save(OmegaConf.create(["+confirm/replicate=r07", "+experiment=confirm_table4"]), run / ".hydra" / "overrides.yaml")
     shutil.copytree(run, tmp_path / "again")
     choice, text = fit_on.fit_on_text([run])
     assert "| r07 | 0.0 | 100.0 |" in text and choice == "train"  # one run: no interval excludes 0
     with pytest.raises(SystemExit, match="repeat a replicate"):
         fit_on.fit_on_text([run, tmp_path / "again"])
-    OmegaConf.save(OmegaConf.create(["seed=1"]), tmp_path / "again" / ".hydra" / "overrides.yaml")
-    with pytest.raises(SystemExit, match="again has no \\+confirm/replicate= override"):
+    del config["replicate"]
+    OmegaConf.save(config, tmp_path / "again" / ".hydra" / "config.yaml")
+    with pytest.raises(SystemExit, match="again has no replicate in its config"):
         fit_on.fit_on_text([tmp_path / "again"])
     # the rule: the better regime only where the paired interval excludes 0, else the paper's (train)
     assert fit_on.decide({"a": {"train": 0.5, "val": 0.7}, "b": {"train": 0.52, "val": 0.7},

@@ -1,5 +1,6 @@
 """experiments/paper/recompute.py: every exploratory table's means and findings recomputed from its
-committed runs.json, and every interval the READMEs quote found among them."""
+committed runs.json, the confirmatory study's result files from its committed per-run files, and
+every interval the READMEs quote found among them."""
 
 import json
 import re

@@ -1,7 +1,8 @@
 """Recompute every exploratory table's means and findings, and the confirmatory study's results,
 from their committed per-run files.
 
-    python experiments/paper/recompute.py            # writes each findings.md, checks each comparison.md's means
+    python experiments/paper/recompute.py            # writes each findings.md and confirmatory result file,
+                                                     # checks each comparison.md's means
     python experiments/paper/recompute.py --check    # writes nothing; exit 1 if any file disagrees
     python experiments/paper/recompute.py --extract  # (re)builds each runs.json from its comparison.md
 
@@ -22,6 +23,7 @@ The means are ``twostream.compare``'s own (:func:`twostream.compare.mean_table`)
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import re
@@ -50,7 +52,8 @@ def _script(relative: str):
     """A script of experiments/paper (``findings.py``, ``confirmatory/analyse.py``...), loaded once
     as the module its file's stem names: its dataclasses, and the scripts that load it, look it up there."""
     path = Path(__file__).parent / relative
-    if path.stem not in sys.modules:
+    loaded = sys.modules.get(path.stem)
+    if loaded is None or Path(getattr(loaded, "__file__", "")) != path:  # not another module of that name
         spec = importlib.util.spec_from_file_location(path.stem, path)
         sys.modules[path.stem] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[path.stem])
@@ -62,9 +65,11 @@ def _findings_module():
     return _script("findings.py")
 
 
+@functools.cache  # fit_on.md's refits take a while; the per-run files do not change within a process
 def confirmatory_texts() -> dict[Path, str]:
     """{result file of the pre-registered study: its text recomputed from the committed per-run files
-    under confirmatory/runs/}, for the families that have run (their result file is committed)."""
+    under confirmatory/runs/}, for the families that have run (their result file is committed: the
+    first one is written by the family's analysis, analyse.py or fit_on.py)."""
     confirmatory = Path(__file__).parent / "confirmatory"
     runs = confirmatory / "runs"
     texts = {}
@@ -76,7 +81,7 @@ def confirmatory_texts() -> dict[Path, str]:
         texts[confirmatory / "results.md"] = analyse.results_text([runs / table for table in analyse.FAMILY])
     if (confirmatory / "fit_on.md").exists():
         fit_on = _script("confirmatory/fit_on.py")
-        texts[confirmatory / "fit_on.md"] = fit_on.fit_on_text(sorted((runs / "confirm_table4").iterdir()))[1]
+        texts[confirmatory / "fit_on.md"] = fit_on.fit_on_text(sorted(p for p in (runs / "confirm_table4").iterdir() if p.is_dir()))[1]
     return texts
 
 

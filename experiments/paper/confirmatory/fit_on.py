@@ -1,6 +1,9 @@
 """The default of ``fusion.svm.fit_on``, decided on validation videos alone (PLAN.md, "fit_on").
 
-    python experiments/paper/confirmatory/fit_on.py multirun/confirm_table4/*/ --out experiments/paper/confirmatory
+    python experiments/paper/confirmatory/fit_on.py experiments/paper/confirmatory/runs/confirm_table4/*/ \
+        --out experiments/paper/confirmatory
+
+(or the study's own ``multirun/confirm_table4/*/``).
 
 For each run, its validation videos are cut in two halves (within each class, alternately in video
 order). Each half in turn chooses the SVM and the other half judges it, for both regimes:
@@ -28,7 +31,6 @@ from twostream.rundir import RunDir
 from twostream.scores import Scores
 
 REGIMES = ("train", "val")
-REPLICATE = "+confirm/replicate="
 
 
 def validation_halves(video_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +73,11 @@ def decide(per_run: dict[str, dict[str, float]]) -> tuple[str, float, tuple[floa
 
 
 def replicate(run: Path) -> str:
-    """The run's replicate (its ``+confirm/replicate=`` override), which names its row in fit_on.md."""
-    found = [o.split("=", 1)[1] for o in OmegaConf.load(RunDir(run).overrides) if o.startswith(REPLICATE)]
-    if not found:
-        raise SystemExit(f"{run} has no {REPLICATE} override: fit_on.py reads confirm_table4's runs")
-    return found[0]
+    """The run's replicate (``replicate.name`` of its config), which names its row in fit_on.md."""
+    cfg = OmegaConf.load(RunDir(run).config)
+    if "replicate" not in cfg:
+        raise SystemExit(f"{run} has no replicate in its config: fit_on.py reads confirm_table4's runs")
+    return cfg.replicate.name
 
 
 def fit_on_text(runs: list[Path]) -> tuple[str, str]:
