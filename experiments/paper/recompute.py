@@ -72,17 +72,15 @@ def confirmatory_texts() -> dict[Path, str]:
     first one is written by the family's analysis, analyse.py or fit_on.py)."""
     confirmatory = Path(__file__).parent / "confirmatory"
     runs = confirmatory / "runs"
-    texts = {}
-    if (confirmatory / "results_multitask.md").exists():
-        analyse_multitask = _script("confirmatory/analyse_multitask.py")
-        texts[confirmatory / "results_multitask.md"] = analyse_multitask.results_text(runs / "confirm_multitask")
-    if (confirmatory / "results.md").exists():
-        analyse = _script("confirmatory/analyse.py")
-        texts[confirmatory / "results.md"] = analyse.results_text([runs / table for table in analyse.FAMILY])
-    if (confirmatory / "fit_on.md").exists():
-        fit_on = _script("confirmatory/fit_on.py")
-        texts[confirmatory / "fit_on.md"] = fit_on.fit_on_text(sorted(p for p in (runs / "confirm_table4").iterdir() if p.is_dir()))[1]
-    return texts
+    analyse = _script("confirmatory/analyse.py")
+    builders = {  # result file -> how its analysis makes it from the committed runs
+        "results_multitask.md": lambda: _script("confirmatory/analyse_multitask.py").results_text(
+            runs / "confirm_multitask"),
+        "results.md": lambda: analyse.results_text([runs / table for table in analyse.FAMILY]),
+        "fit_on.md": lambda: _script("confirmatory/fit_on.py").fit_on_text(
+            analyse.finished_runs(runs / "confirm_table4"))[1],
+    }
+    return {confirmatory / name: build() for name, build in builders.items() if (confirmatory / name).exists()}
 
 
 def _table_rows(lines: list[str], start: int) -> tuple[list[str], list[list[str]]]:
