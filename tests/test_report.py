@@ -112,7 +112,8 @@ def test_results_md_shows_the_metrics_and_keeps_the_svm_selection_apart(fused):
     assert rows["chance (1/C)"] == [percent(1 / 12), percent(1 / 12), percent(5 / 12), percent(1 / 12)]
     # the accuracy that chose the SVM's C is on a line of its own, named for what it is
     selection = results["svm_selection"]
-    assert "3-fold cross-validation (stratified) among the 48 validation videos it was fitted on" in selection["how"]
+    # conf's fit_on=train: C chosen on the validation videos, the SVM fitted on the training videos'
+    assert selection["how"] == "best of 3 values of C on the 48 validation videos; the SVM fitted on the training videos"
     assert (f"fusion_svm's C = {results['svm_C']:g}: {percent(selection['accuracy'])} is the accuracy it was "
             f"chosen by ({selection['how']}), a selection figure, not a validation accuracy.") in markdown
     assert per_class[0] == ["class", *METHODS]

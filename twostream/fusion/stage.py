@@ -84,7 +84,7 @@ def svm_selection(cfg: DictConfig, svm: SvmFusion, fitted_on: str, loaded: dict[
              f"best of the {len(svm.C_tried)} smallest of {grid} values of C (stopped: the largest of them was "
              "no more accurate than a smaller one)")
     if fitted_on == "train" and "val" in loaded:
-        how = f"{tried} on the {len(loaded['val'][0].labels)} validation videos (fitted on the training videos)"
+        how = f"{tried} on the {len(loaded['val'][0].labels)} validation videos; the SVM fitted on the training videos"
     else:
         labels = loaded[fitted_on][0].labels
         splits, drawn = cv_splits(labels, cfg.fusion.svm.cv_folds, cfg.seed)
