@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import load_script
+from omegaconf import OmegaConf
 from scipy import stats
 from test_paper_tables import compose_job, sweep_jobs
 
@@ -40,6 +41,16 @@ def test_every_replicate_draws_fresh_data_and_seeds_and_table1_uses_its_own_pret
                 # its pre-training saw another draw than its target
                 assert pretrain[rep.name].dataset.generator.seed not in (used_data_seeds | {rep.data_seed})
         assert len(set(seen.values())) == len(seen)  # one draw per replicate
+
+
+def test_rerunning_confirm_table4_fits_the_svm_as_its_committed_runs_did():
+    """conf/fusion's default fit_on changed after the runs (val -> train); the experiment pins what
+    its runs used, so its command still reproduces them: every fusion setting as each run recorded."""
+    runs = sorted((REPO / "experiments/paper/confirmatory/runs/confirm_table4").iterdir())
+    assert len(runs) == 20
+    for run in runs[::7]:
+        recorded = OmegaConf.load(run / ".hydra/config.yaml").fusion
+        assert compose_job(list(OmegaConf.load(run / ".hydra/overrides.yaml"))).fusion == recorded, run.name
 
 
 def test_the_scratch_budget_is_the_pilots_and_the_checks_refuse_an_unfixed_one():
