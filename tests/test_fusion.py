@@ -302,6 +302,10 @@ def test_the_fuse_stage_chooses_on_validation_and_reads_test_labels_only_to_repo
     assert results["svm_C"] == expected.C and results["svm_fit_on"] == fit_on
     assert results["svm_selection"]["C_tried"] == expected.C_tried  # what was fitted, recorded
     assert results["svm_selection"]["C_accuracies"] == pytest.approx(expected.C_accuracies)
+    assert results["svm_selection"]["how"] == {  # what results.md's selection line says of the choice
+        "train": f"best of 5 values of C on the {len(val_labels)} validation videos; the SVM fitted on the training videos",
+        "val": f"best of 5 values of C by 3-fold cross-validation (stratified) among the {len(val_labels)} "
+               "validation videos it was fitted on"}[fit_on]
     assert results["val_accuracy"]["fusion_svm"] == pytest.approx(expected.selection_accuracy)
     assert results["val_accuracy"]["spatial"] == pytest.approx(float((val[0].argmax(1) == val_labels).mean()))
     assert results["val_accuracy"]["fusion_average"] == pytest.approx(
